@@ -1,0 +1,199 @@
+"""One dispatcher, two drivers.
+
+`Dispatcher.drain(budget_s)` is called on Blender's main thread: by a persistent
+`bpy.app.timers` callback in the GUI, by a blocking loop in headless runs (timers never
+fire there). It claims jobs from the shared store, hands preparation (LLM calls, analysis)
+to an I/O thread pool, renders prepared jobs on the calling thread, and hands finishing
+(storage, replies, DB writes) back to the pool, so the network never freezes Blender.
+
+A heartbeat thread renews the leases of the jobs this node holds and notices cancels.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .jobs import Job, JobKind, JobStatus
+from .pipeline import JobPipeline, RenderResult, UserError
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 5.0
+
+
+@dataclass
+class _Ready:
+    job: Job
+
+
+class Dispatcher:
+    def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 2,
+                 heartbeat_s: float = 10.0, can_render: bool = True) -> None:
+        self.pipeline = pipeline
+        self.store = pipeline.deps.store
+        self.node_id = pipeline.deps.node_id
+        self.lease_s = pipeline.deps.lease_s
+        self.can_render = can_render and pipeline.deps.renderer is not None
+        self.max_in_flight = max_in_flight
+        # Daemon workers: a Blender that quits must not wait on a hung HTTP call.
+        self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-io")
+        self._ready: queue.SimpleQueue[_Ready] = queue.SimpleQueue()
+        self._held: dict[str, Job] = {}  # job id -> job, while this node holds its lease
+        self._cancel: set[str] = set()
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+        self.current_job_id = ""
+        self.started_at = time.time()
+        self.jobs_done = 0
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, args=(heartbeat_s,),
+                                           name="slackai-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    # ------------------------------------------------------------------ main-thread API
+    def drain(self, budget_s: float = 0.1) -> int:
+        """Do what fits in the budget; returns how many jobs it rendered or finished."""
+        deadline = time.monotonic() + budget_s
+        done = 0
+        now = time.time()
+        if now - self._last_sweep > SWEEP_INTERVAL_S:
+            self._last_sweep = now
+            try:
+                for job_id in self.store.requeue_expired(now):
+                    log.warning("lease expired; job requeued", extra={"job_id": job_id})
+            except Exception:
+                log.exception("lease sweep failed")
+        self._claim_more()
+        while time.monotonic() < deadline:
+            try:
+                ready = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            self._render_and_finish(ready.job)
+            done += 1
+        return done
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def idle(self) -> bool:
+        return self.in_flight() == 0 and self._ready.empty()
+
+    def request_cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancel.add(job_id)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._stop.set()
+        self.io.shutdown(wait=wait, cancel_futures=not wait)
+
+    # ------------------------------------------------------------------ internals
+    def _claim_more(self) -> None:
+        kinds = None if self.can_render else (JobKind.ANALYZE,)
+        while self.in_flight() < self.max_in_flight:
+            try:
+                job = self.store.claim_next(self.node_id, self.lease_s, kinds)
+            except Exception:
+                log.exception("claim failed")
+                return
+            if job is None:
+                return
+            with self._lock:
+                self._held[job.id] = job
+            self.io.submit(self._prepare, job)
+
+    def _prepare(self, job: Job) -> None:
+        try:
+            job = self.pipeline.prepare(job)
+        except UserError as exc:
+            self._release(job.id)
+            self.pipeline.fail(job, str(exc))
+            return
+        except BaseException as exc:  # the pool would swallow it; the user must hear
+            log.exception("prepare failed", extra={"job_id": job.id})
+            self._release(job.id)
+            self.pipeline.fail(job, f"could not interpret the request: {exc}")
+            return
+        if job.kind is JobKind.RENDER:
+            self._ready.put(_Ready(job))
+        else:
+            self._finish(job, None)
+
+    def _render_and_finish(self, job: Job) -> None:
+        fresh = self.store.get(job.id)
+        if fresh is not None and (fresh.cancel_requested or fresh.status.is_final):
+            self._release(job.id)
+            if not fresh.status.is_final:
+                fresh.status = JobStatus.CANCELLED
+                fresh.error = "cancelled before rendering"
+                self.pipeline.finish(fresh, None)
+            return
+        self.current_job_id = job.id
+        try:
+            result = self.pipeline.render(job, should_stop=lambda: self._should_stop(job))
+        except BaseException as exc:
+            log.exception("render failed", extra={"job_id": job.id})
+            self._release(job.id)
+            self.pipeline.fail(job, f"render failed: {exc}")
+            return
+        finally:
+            self.current_job_id = ""
+        self.io.submit(self._finish, job, result)
+
+    def _should_stop(self, job: Job) -> str:
+        with self._lock:
+            if job.id in self._cancel:
+                return "cancelled"
+        return ""
+
+    def _finish(self, job: Job, result: RenderResult | None) -> None:
+        try:
+            self.pipeline.finish(job, result)
+            self.jobs_done += 1
+        except BaseException:
+            log.exception("finish failed", extra={"job_id": job.id})
+        finally:
+            self._release(job.id)
+
+    def _release(self, job_id: str) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
+            self._cancel.discard(job_id)
+
+    def _heartbeat_loop(self, interval: float) -> None:
+        # Runs until shutdown; a dead heartbeat would let other nodes steal live jobs,
+        # so every error is caught and logged.
+        while not self._stop.wait(interval):
+            with self._lock:
+                held = list(self._held)
+            for job_id in held:
+                try:
+                    if not self.store.renew_lease(job_id, self.node_id, self.lease_s):
+                        self.request_cancel(job_id)
+                except BaseException:
+                    log.exception("lease renewal failed", extra={"job_id": job_id})
+
+    def wait_idle(self, timeout_s: float, tick_s: float = 0.05) -> bool:
+        """Headless helper: drain until nothing is held or queued here (tests, one-shot)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.drain(tick_s)
+            if self.idle():
+                return True
+            time.sleep(tick_s)
+        return False
+
+
+def track(future: Future[object]) -> None:
+    """Log exceptions of fire-and-forget futures."""
+    def done(f: Future[object]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            log.error("background task failed: %s", exc)
+    future.add_done_callback(done)

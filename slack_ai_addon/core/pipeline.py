@@ -1,0 +1,313 @@
+"""The job pipeline: the same three steps for Slack, the CLI, the Blender panel and farm nodes.
+
+1. `prepare(job)`   any thread, no bpy: interpret the text into a SceneSpec (LLM or offline),
+                    or run an analysis job completely.
+2. `render(job)`    Blender's main thread only: build + render through a `SceneRenderer`.
+3. `finish(job)`    any thread: spec JSON beside the outputs, object storage, final status.
+
+Listeners (the Slack replier, the Blender panel) hear `JobEvent`s; they must return
+quickly and never raise into the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from .jobs import Job, JobKind, JobOutput, JobStatus, JobStore, MAX_REQUEST_CHARS
+from .scene_spec import SceneSpec, SpecError, parse_scene_spec
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- interfaces at the edges
+
+@dataclass
+class Interpretation:
+    """What an interpreter made of a request."""
+
+    spec: SceneSpec
+    provider: str = "offline"  # e.g. "offline", "routellm:gpt-4o-2024-11-20"
+    warnings: list[str] = field(default_factory=list)  # clamped values, assumptions
+    not_understood: list[str] = field(default_factory=list)  # words/phrases that were ignored
+    notes: list[str] = field(default_factory=list)  # e.g. "all LLM providers failed; used offline"
+
+
+class SpecInterpreter(Protocol):
+    def interpret(self, text: str, *, previous: SceneSpec | None = None,
+                  correlation_id: str = "") -> Interpretation:
+        """Text (or an edit of `previous`) to a spec. Raises SpecError for unusable input."""
+        ...
+
+
+class Analyzer(Protocol):
+    def analyze(self, text: str, *, correlation_id: str = "") -> dict[str, Any]:
+        """At least: sentiment (positive/negative/neutral/mixed), score, provider."""
+        ...
+
+
+@dataclass
+class RenderProgress:
+    stage: str  # building | rendering | encoding | cleanup
+    frame: int = 0
+    frames: int = 1
+    elapsed_s: float = 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.frame <= 0 or self.frames <= 1:
+            return None
+        return self.elapsed_s / self.frame * (self.frames - self.frame)
+
+
+@dataclass
+class RenderResult:
+    outputs: list[JobOutput]
+    frames: int = 1
+    timings: dict[str, float] = field(default_factory=dict)  # build_s, render_s, encode_s, cleanup_s
+    stopped: str = ""  # "" finished; "cancelled"; "time limit" -> partial outputs may exist
+
+
+ProgressFn = Callable[[RenderProgress], None]
+StopFn = Callable[[], str]  # returns "" to go on, or the reason to stop
+
+
+class SceneRenderer(Protocol):
+    """Implemented in `blender/`. Called on Blender's main thread only."""
+
+    def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str,
+               progress: ProgressFn, should_stop: StopFn) -> RenderResult:
+        ...
+
+
+class OutputStore(Protocol):
+    """Object storage for finished outputs (S3/MinIO, or the local folder)."""
+
+    def store(self, job: Job, outputs: list[JobOutput]) -> list[JobOutput]:
+        """Return the outputs with `s3_key`/`url` filled. Must not lose local files; may
+        raise `StorageUnavailable` after queueing the upload for later."""
+        ...
+
+
+class StorageUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class JobEvent:
+    kind: str  # queued | started | progress | done | failed | cancelled
+    job: Job
+    progress: RenderProgress | None = None
+    message: str = ""
+
+
+class JobListener(Protocol):
+    def on_job_event(self, event: JobEvent) -> None:
+        ...
+
+
+class UserError(ValueError):
+    """Bad input: shown to the user as is (CLI exit 2, a Slack message)."""
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+@dataclass
+class PipelineDeps:
+    store: JobStore
+    interpreter: SpecInterpreter
+    output_dir: Path
+    node_id: str
+    renderer: SceneRenderer | None = None  # None on a node that cannot render
+    analyzer: Analyzer | None = None
+    output_store: OutputStore | None = None
+    listeners: list[JobListener] = field(default_factory=list)
+    lease_s: float = 60.0
+
+
+def _timed(job: Job, stage: str, start: float) -> None:
+    job.timings[stage] = round(job.timings.get(stage, 0.0) + time.perf_counter() - start, 4)
+
+
+class JobPipeline:
+    def __init__(self, deps: PipelineDeps) -> None:
+        self.deps = deps
+
+    # -- events
+    def emit(self, kind: str, job: Job, progress: RenderProgress | None = None, message: str = "") -> None:
+        event = JobEvent(kind, job.copy(), progress, message)
+        for listener in list(self.deps.listeners):
+            try:
+                listener.on_job_event(event)
+            except Exception:  # a broken listener must not break a job
+                log.exception("job listener failed", extra={"job_id": job.id})
+
+    def _save(self, job: Job) -> None:
+        self.deps.store.save(job)
+
+    # -- intake
+    def submit(self, job: Job) -> Job:
+        """Validate and enqueue a new job; emits `queued`."""
+        text = job.request_text.strip()
+        if job.kind is JobKind.RENDER and not text and job.spec is None:
+            raise UserError("Tell me what to render, e.g. `/render a red cube on a checkered floor, rotating`.")
+        if job.kind is JobKind.ANALYZE and not text:
+            raise UserError('Give me some text to analyze, e.g. `/analyze "I love this"`.')
+        if len(text) > MAX_REQUEST_CHARS:
+            job.warnings.append(f"request was {len(text)} characters; only the first {MAX_REQUEST_CHARS} were used")
+            text = text[:MAX_REQUEST_CHARS]
+        job.request_text = text
+        job = self.deps.store.add(job)
+        self.emit("queued", job)
+        return job
+
+    # -- step 1
+    def prepare(self, job: Job) -> Job:
+        """Interpret or analyze. Any thread. Raises UserError for bad input."""
+        start = time.perf_counter()
+        if job.kind is JobKind.ANALYZE:
+            if self.deps.analyzer is None:
+                raise UserError("analysis is not available on this node")
+            job.result = dict(self.deps.analyzer.analyze(job.request_text, correlation_id=job.correlation_id))
+            _timed(job, "analyze_s", start)
+            return job
+        if job.spec is not None and not job.request_text:
+            spec, warnings = parse_scene_spec(job.spec)
+            job.warnings.extend(warnings)
+        else:
+            previous: SceneSpec | None = None
+            if job.spec is not None:  # a follow-up edit carries the spec it edits
+                previous, _ = parse_scene_spec(job.spec)
+            try:
+                interp = self.deps.interpreter.interpret(job.request_text, previous=previous,
+                                                         correlation_id=job.correlation_id)
+            except SpecError as exc:
+                raise UserError(str(exc)) from None
+            spec = interp.spec
+            job.warnings.extend(interp.warnings)
+            job.result.update({"provider": interp.provider, "not_understood": interp.not_understood,
+                               "notes": interp.notes})
+        spec = self._apply_options(spec, job.options)
+        job.spec = spec.to_json_dict()
+        _timed(job, "interpret_s", start)
+        return job
+
+    @staticmethod
+    def _apply_options(spec: SceneSpec, options: dict[str, Any]) -> SceneSpec:
+        engine = options.get("engine")
+        if engine:
+            data = spec.to_json_dict()
+            data["output"]["engine"] = engine
+            try:
+                spec, _ = parse_scene_spec(data, clamp=False)
+            except SpecError:
+                raise UserError(f"unknown engine {engine!r}: use cycles, eevee or workbench") from None
+        return spec
+
+    # -- step 2
+    def render(self, job: Job, *, should_stop: StopFn | None = None) -> RenderResult:
+        """Blender's main thread only."""
+        if self.deps.renderer is None:
+            raise RuntimeError("this node has no renderer")
+        assert job.spec is not None, "prepare() first"
+        spec = SceneSpec.model_validate(job.spec)
+        job.status = JobStatus.RUNNING
+        self._save(job)
+        self.emit("started", job)
+        out_dir = self.job_dir(job)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        last_emit = [0.0]
+
+        def progress(p: RenderProgress) -> None:
+            now = time.monotonic()
+            if now - last_emit[0] >= 0.25 or p.frame == p.frames:  # listeners throttle further
+                last_emit[0] = now
+                self.emit("progress", job, p)
+
+        def stop() -> str:
+            reason = should_stop() if should_stop else ""
+            return reason
+
+        start = time.perf_counter()
+        result = self.deps.renderer.render(spec, out_dir, job_id=job.id, progress=progress, should_stop=stop)
+        _timed(job, "render_total_s", start)
+        job.timings.update({k: round(v, 4) for k, v in result.timings.items()})
+        job.outputs = list(result.outputs)
+        return result
+
+    def job_dir(self, job: Job) -> Path:
+        return self.deps.output_dir / job.id
+
+    # -- step 3
+    def finish(self, job: Job, result: RenderResult | None = None) -> Job:
+        """Write the spec beside the outputs, store them, set the final status. Any thread."""
+        try:
+            if job.kind is JobKind.RENDER and job.spec is not None:
+                out_dir = self.job_dir(job)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                spec_path = out_dir / "spec.json"
+                spec_path.write_text(json.dumps({"request": job.request_text, "spec": job.spec,
+                                                 "warnings": job.warnings}, indent=2), encoding="utf-8")
+                job.outputs.append(JobOutput("spec", str(spec_path), "application/json",
+                                             spec_path.stat().st_size))
+            if result is not None and result.stopped:
+                job.status = JobStatus.CANCELLED if result.stopped == "cancelled" else JobStatus.FAILED
+                job.error = "cancelled" if result.stopped == "cancelled" else f"stopped: {result.stopped}"
+            if job.outputs and self.deps.output_store is not None:
+                job.status = JobStatus.UPLOADING if not job.status.is_final else job.status
+                if not job.status.is_final:
+                    self._save(job)
+                start = time.perf_counter()
+                try:
+                    job.outputs = self.deps.output_store.store(job, job.outputs)
+                except StorageUnavailable as exc:
+                    job.warnings.append(f"object storage unavailable ({exc}); outputs kept locally, "
+                                        "upload queued")
+                _timed(job, "store_s", start)
+            if not job.status.is_final:
+                job.status = JobStatus.DONE
+            job.lease_owner = ""
+            self._save(job)
+        except Exception as exc:
+            log.exception("finishing job failed", extra={"job_id": job.id})
+            self.fail(job, f"could not finish: {exc}")
+            return job
+        self.emit({JobStatus.DONE: "done", JobStatus.CANCELLED: "cancelled"}.get(job.status, "failed"), job,
+                  message=job.error)
+        return job
+
+    def fail(self, job: Job, message: str) -> Job:
+        job.status = JobStatus.FAILED
+        job.error = message
+        job.lease_owner = ""
+        try:
+            self._save(job)
+        except Exception:
+            log.exception("could not record failure", extra={"job_id": job.id})
+        self.emit("failed", job, message=message)
+        return job
+
+    # -- the whole thing, synchronously (CLI, tests, the panel's local render)
+    def run_sync(self, job: Job) -> Job:
+        job = self.submit(job)
+        claimed = self.deps.store.claim(job.id, self.deps.node_id, self.deps.lease_s)
+        if claimed is None:
+            raise RuntimeError(f"job {job.id} was taken by another node")
+        job = claimed
+        try:
+            job = self.prepare(job)
+        except UserError as exc:
+            self.fail(job, str(exc))
+            raise
+        result = None
+        if job.kind is JobKind.RENDER:
+            try:
+                result = self.render(job)
+            except Exception as exc:
+                log.exception("render failed", extra={"job_id": job.id})
+                return self.fail(job, f"render failed: {exc}")
+        return self.finish(job, result)
