@@ -1,0 +1,192 @@
+"""The pipeline and the dispatcher, with a stand-in renderer (no bpy) that writes real PNGs."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from slack_ai_addon.core.dispatcher import Dispatcher
+from slack_ai_addon.core.jobs import InMemoryJobStore, Job, JobKind, JobOutput, JobStatus, Requester
+from slack_ai_addon.core.pipeline import (
+    Interpretation, JobEvent, JobPipeline, PipelineDeps, RenderProgress, RenderResult, StorageUnavailable,
+    UserError,
+)
+from slack_ai_addon.core.scene_spec import ObjectSpec, Primitive, SceneSpec, SpecError
+
+
+class FixedInterpreter:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, SceneSpec | None]] = []
+
+    def interpret(self, text: str, *, previous: SceneSpec | None = None, correlation_id: str = "") -> Interpretation:
+        self.calls.append((text, previous))
+        if "nonsense" in text:
+            raise SpecError("I could not find anything to render")
+        spec = previous.model_copy(deep=True) if previous else SceneSpec(objects=[ObjectSpec(primitive=Primitive.CUBE)])
+        if "spin" in text:
+            spec.animation.kind = "spin"  # type: ignore[assignment]
+            spec.animation.frames = 5
+        return Interpretation(spec=spec, provider="stub", not_understood=["zorblax"] if "zorblax" in text else [])
+
+
+class PngRenderer:
+    """Writes one PNG per frame; checks should_stop between frames like the real one."""
+
+    def __init__(self, frame_delay: float = 0.0) -> None:
+        self.frame_delay = frame_delay
+        self.threads: list[str] = []
+
+    def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str, progress, should_stop) -> RenderResult:  # type: ignore[no-untyped-def]
+        self.threads.append(threading.current_thread().name)
+        frames = spec.animation.frames if spec.is_animation else 1
+        start = time.perf_counter()
+        for i in range(1, frames + 1):
+            reason = should_stop()
+            if reason:
+                return RenderResult(outputs=[], frames=i - 1, stopped=reason)
+            time.sleep(self.frame_delay)
+            progress(RenderProgress("rendering", i, frames, time.perf_counter() - start))
+        path = out_dir / "image.png"
+        Image.new("RGB", (8, 6), (200, 10, 10)).save(path)
+        return RenderResult(outputs=[JobOutput("image", str(path), "image/png", path.stat().st_size)],
+                            frames=frames, timings={"render_s": time.perf_counter() - start})
+
+
+class Events:
+    def __init__(self) -> None:
+        self.events: list[JobEvent] = []
+
+    def on_job_event(self, event: JobEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+
+def _pipeline(tmp_path: Path, renderer: PngRenderer | None = None, **kw):  # type: ignore[no-untyped-def]
+    events = Events()
+    deps = PipelineDeps(store=InMemoryJobStore(), interpreter=FixedInterpreter(), output_dir=tmp_path,
+                        node_id="test-node", renderer=renderer or PngRenderer(), listeners=[events], **kw)
+    return JobPipeline(deps), events
+
+
+def test_run_sync_renders_writes_spec_and_records(tmp_path: Path) -> None:
+    pipe, events = _pipeline(tmp_path)
+    job = pipe.run_sync(Job(kind=JobKind.RENDER, request_text="a cube zorblax"))
+    assert job.status is JobStatus.DONE
+    roles = {o.role: Path(o.path) for o in job.outputs}
+    assert Image.open(roles["image"]).getpixel((1, 1)) == (200, 10, 10)
+    assert '"primitive": "cube"' in roles["spec"].read_text()
+    assert events.kinds()[0] == "queued" and events.kinds()[1] == "started" and events.kinds()[-1] == "done"
+    stored = pipe.deps.store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.DONE and stored.lease_owner == ""
+    assert stored.result["provider"] == "stub" and stored.result["not_understood"] == ["zorblax"]
+    assert {"interpret_s", "render_total_s", "render_s"} <= set(stored.timings)
+
+
+def test_bad_input_is_a_user_error_and_the_job_is_recorded_failed(tmp_path: Path) -> None:
+    pipe, events = _pipeline(tmp_path)
+    with pytest.raises(UserError):
+        pipe.run_sync(Job(kind=JobKind.RENDER, request_text="   "))
+    with pytest.raises(UserError, match="could not find"):
+        pipe.run_sync(Job(kind=JobKind.RENDER, request_text="nonsense"))
+    failed = pipe.deps.store.list_jobs(statuses=(JobStatus.FAILED,))
+    assert len(failed) == 1 and "could not find" in failed[0].error
+    assert events.kinds()[-1] == "failed"
+
+
+def test_engine_option_and_bad_engine(tmp_path: Path) -> None:
+    pipe, _ = _pipeline(tmp_path)
+    job = pipe.run_sync(Job(kind=JobKind.RENDER, request_text="cube", options={"engine": "workbench"}))
+    assert job.spec is not None and job.spec["output"]["engine"] == "workbench"
+    with pytest.raises(UserError, match="unknown engine"):
+        pipe.run_sync(Job(kind=JobKind.RENDER, request_text="cube", options={"engine": "povray"}))
+
+
+def test_huge_request_is_truncated_with_a_note(tmp_path: Path) -> None:
+    pipe, _ = _pipeline(tmp_path)
+    job = pipe.run_sync(Job(kind=JobKind.RENDER, request_text="cube " * 5000))
+    assert job.status is JobStatus.DONE
+    assert len(job.request_text) <= 4000 and any("characters" in w for w in job.warnings)
+
+
+def test_follow_up_edit_passes_previous_spec(tmp_path: Path) -> None:
+    pipe, _ = _pipeline(tmp_path)
+    first = pipe.run_sync(Job(kind=JobKind.RENDER, request_text="cube"))
+    edit = Job(kind=JobKind.RENDER, request_text="make it spin", spec=first.spec, parent_job_id=first.id)
+    second = pipe.run_sync(edit)
+    interp = pipe.deps.interpreter
+    assert isinstance(interp, FixedInterpreter)
+    assert interp.calls[-1][1] is not None  # previous spec given to the interpreter
+    assert second.spec is not None and second.spec["animation"]["kind"] == "spin"
+
+
+class FlakyStorage:
+    def store(self, job: Job, outputs: list[JobOutput]) -> list[JobOutput]:
+        raise StorageUnavailable("connection refused")
+
+
+def test_storage_outage_keeps_local_outputs_and_finishes(tmp_path: Path) -> None:
+    pipe, _ = _pipeline(tmp_path, output_store=FlakyStorage())
+    job = pipe.run_sync(Job(kind=JobKind.RENDER, request_text="cube"))
+    assert job.status is JobStatus.DONE
+    assert any("upload queued" in w for w in job.warnings)
+    assert all(Path(o.path).exists() for o in job.outputs)
+
+
+def test_dispatcher_renders_on_the_draining_thread_and_prepares_elsewhere(tmp_path: Path) -> None:
+    renderer = PngRenderer()
+    pipe, events = _pipeline(tmp_path, renderer=renderer)
+    disp = Dispatcher(pipe, heartbeat_s=0.05)
+    try:
+        jobs = [pipe.submit(Job(kind=JobKind.RENDER, request_text=f"cube {i}",
+                                requester=Requester(user_id="U1"))) for i in range(3)]
+        assert disp.wait_idle(10)
+        assert renderer.threads == [threading.current_thread().name] * 3
+        for j in jobs:
+            got = pipe.deps.store.get(j.id)
+            assert got is not None and got.status is JobStatus.DONE
+        assert events.kinds().count("done") == 3
+    finally:
+        disp.shutdown()
+
+
+def test_dispatcher_cancel_stops_between_frames(tmp_path: Path) -> None:
+    renderer = PngRenderer(frame_delay=0.05)
+    pipe, events = _pipeline(tmp_path, renderer=renderer)
+    disp = Dispatcher(pipe, heartbeat_s=0.02)
+    try:
+        job = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))
+        job_id = job.id
+
+        def cancel_soon() -> None:
+            time.sleep(0.1)
+            pipe.deps.store.request_cancel(job_id)
+
+        threading.Thread(target=cancel_soon, daemon=True).start()
+        # 5 frames x 50 ms; the spec asks for 5 frames: cancel lands after ~2 frames
+        assert disp.wait_idle(10)
+        final = pipe.deps.store.get(job_id)
+        assert final is not None and final.status is JobStatus.CANCELLED
+        assert "cancelled" in events.kinds()
+    finally:
+        disp.shutdown()
+
+
+def test_dispatcher_survives_a_raising_renderer(tmp_path: Path) -> None:
+    class Boom(PngRenderer):
+        def render(self, *a, **k):  # type: ignore[no-untyped-def]
+            raise RuntimeError("GPU on fire")
+
+    pipe, events = _pipeline(tmp_path, renderer=Boom())
+    disp = Dispatcher(pipe)
+    try:
+        job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
+        assert disp.wait_idle(5)
+        final = pipe.deps.store.get(job.id)
+        assert final is not None and final.status is JobStatus.FAILED and "GPU on fire" in final.error
+        assert events.kinds()[-1] == "failed"
+    finally:
+        disp.shutdown()
