@@ -1,0 +1,128 @@
+"""`blender -b --addons <module> --command slack-ai serve|render "PROMPT"|...` (Blender 4.2+).
+
+Timers never fire in background mode, so a farm node needs its own blocking loop on the
+main thread: this command hands its arguments to `headless_runner.cli.main`, the same
+entry point as `python -m headless_runner`. On Blender < 4.2 (no register_cli_command) the
+same thing is reached with `--python-expr "import headless_runner.cli as c; c.main([...])"`
+(see scripts/farm_node); `ensure_headless_runner_importable()` makes that import work.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+COMMAND_NAME = "slack-ai"
+ADDON_PACKAGE = __package__.rpartition(".")[0]  # slack_ai_addon, or bl_ext.<repo>.slack_ai_addon
+PUBLIC_NAME = "slack_ai_addon"
+
+_handle: Any = None
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import `alias[.x]` as the already-importable `real[.x]`: the very same module objects.
+
+    In an installed extension the package is `bl_ext.<repo>.slack_ai_addon` while
+    headless_runner (shipped inside it) imports `slack_ai_addon.core...` and
+    `headless_runner.oneshot` by their public names. Copying modules under a second name
+    would give two `JobKind` enums that never compare equal; aliasing gives one.
+    """
+
+    def __init__(self, alias: str, real: str) -> None:
+        self.alias = alias
+        self.real = real
+        self._specs: dict[str, Any] = {}
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if fullname != self.alias and not fullname.startswith(self.alias + "."):
+            return None
+        real_name = self.real + fullname[len(self.alias):]
+        real_spec = importlib.util.find_spec(real_name)
+        if real_spec is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self,
+                                               is_package=real_spec.submodule_search_locations is not None)
+
+    def create_module(self, spec: Any) -> ModuleType:
+        module = importlib.import_module(self.real + spec.name[len(self.alias):])
+        self._specs[spec.name] = module.__spec__
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        # The import system set __spec__ to the alias spec; the real one keeps reload and
+        # relative imports pointing at the real module.
+        real_spec = self._specs.pop(module.__spec__.name if module.__spec__ else "", None)
+        if real_spec is not None:
+            module.__spec__ = real_spec
+
+
+def _install_alias(alias: str, real: str) -> None:
+    if alias == real or any(isinstance(f, _AliasFinder) and f.alias == alias for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _AliasFinder(alias, real))
+
+
+def ensure_headless_runner_importable() -> None:
+    """Make `import headless_runner` and `import slack_ai_addon` work in every layout:
+
+    - repository checkout (legacy add-on symlinked into scripts/addons): the repo root goes
+      on sys.path (legacy add-ons may do that; extensions may not, hence the next cases);
+    - installed extension: headless_runner ships inside the package; both names are aliased.
+    """
+    pkg_dir = Path(__file__).resolve().parent.parent
+    _install_alias(PUBLIC_NAME, ADDON_PACKAGE)
+    if importlib.util.find_spec("headless_runner") is not None:
+        return
+    if (pkg_dir / "headless_runner" / "__init__.py").is_file():
+        _install_alias("headless_runner", ADDON_PACKAGE + ".headless_runner")
+        return
+    repo = pkg_dir.parent
+    if (repo / "headless_runner" / "__init__.py").is_file() and not ADDON_PACKAGE.startswith("bl_ext."):
+        sys.path.append(str(repo))
+
+
+def run_cli(argv: Sequence[str]) -> int:
+    """The command handler: `headless_runner.cli.main(argv)`, with online access honoured."""
+    import bpy
+
+    ensure_headless_runner_importable()
+    if not getattr(bpy.app, "online_access", True):
+        # The runner's adapters check nothing themselves; say it once, loudly, here.
+        print("slack-ai: online access is off; Slack and cloud services will be refused. "
+              "Start Blender with --online-mode to allow them.", file=sys.stderr)
+    from headless_runner import cli
+
+    try:
+        return int(cli.main(list(argv)))
+    except SystemExit as exc:  # argparse exits; Blender expects a return code
+        return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+
+def register() -> None:
+    global _handle
+    import bpy
+
+    register_cli_command = getattr(bpy.utils, "register_cli_command", None)
+    if register_cli_command is None or _handle is not None:
+        return  # Blender < 4.2: farm nodes use --python-expr (scripts/farm_node)
+    _handle = register_cli_command(COMMAND_NAME, run_cli)
+
+
+def unregister() -> None:
+    global _handle
+    import bpy
+
+    if _handle is not None:
+        try:
+            bpy.utils.unregister_cli_command(_handle)
+        finally:
+            _handle = None
