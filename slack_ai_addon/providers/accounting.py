@@ -1,0 +1,44 @@
+"""Recording every LLM attempt in the store's llm_calls history (ActivityRecorder).
+
+Failures to record are logged and swallowed: accounting must never break a request.
+Rows carry no prompt text and no keys; error classes are taxonomy names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .prices import cost_usd
+
+log = logging.getLogger(__name__)
+
+
+class CallRecorder:
+    """Adapts any object with `record_llm_call(**fields)` (or nothing) for the chain."""
+
+    def __init__(self, store: object | None) -> None:
+        self._record: Any = getattr(store, "record_llm_call", None) if store is not None else None
+        self.total_cost_usd = 0.0
+
+    def record(self, *, correlation_id: str, provider: str, requested_model: str, actual_model: str, task: str,
+               latency_ms: float, prompt_tokens: int = 0, completion_tokens: int = 0, local: bool = False,
+               error_class: str = "") -> float:
+        """Record one attempt; returns its cost in USD."""
+        cost = cost_usd(actual_model or requested_model, prompt_tokens, completion_tokens, local=local)
+        self.total_cost_usd += cost
+        log.info("llm call", extra={"correlation_id": correlation_id, "provider": provider, "task": task,
+                                    "requested_model": requested_model, "actual_model": actual_model,
+                                    "latency_ms": round(latency_ms, 1), "prompt_tokens": prompt_tokens,
+                                    "completion_tokens": completion_tokens, "cost_usd": cost,
+                                    "error_class": error_class})
+        if self._record is None:
+            return cost
+        try:
+            self._record(correlation_id=correlation_id, provider=provider, requested_model=requested_model,
+                         actual_model=actual_model, task=task, latency_ms=round(latency_ms, 2),
+                         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost,
+                         error_class=error_class)
+        except Exception:
+            log.exception("could not record an llm call")
+        return cost
