@@ -1,0 +1,187 @@
+"""Block Kit messages the agent sends. Pure functions: job data in, (text, blocks) out.
+
+Every message is sent as `text` (the notification and accessibility fallback) together
+with `blocks`, because chat.update with text alone removes the blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.jobs import Job, JobStatus
+from ..core.pipeline import RenderProgress
+
+Blocks = list[dict[str, Any]]
+
+SECTION_LIMIT = 2900  # Block Kit section text is capped at 3000 characters
+TEXT_LIMIT = 3900  # chat.update answers msg_too_long above 4000
+
+ACTION_CANCEL = "cancel_job"
+ACTION_RERENDER_HQ = "rerender_hq"
+ACTION_GET_BLEND = "get_blend"
+
+HELP_TEXT = """*Blender render agent*: I build and render 3D scenes from a sentence.
+• `/render a red cube on a checkered floor, rotating`: a still or a turntable animation
+• `/render three glass spheres at sunset, 1280x720, eevee`
+• Reply in the thread of a finished render to change it: _make it blue_, _add two more spheres_
+• `/analyze I love this new AI system!`: sentiment of a text
+• `/blender status`: this node: Blender version, queue, current job
+• `/blender jobs`: your recent jobs
+• `/blender cancel JOB_ID`: cancel one of your jobs (admins: any job)
+• `/blender stats`: usage statistics
+You can also mention me (`@Blender render a teapot`) or send me a direct message."""
+
+
+def clip(text: str, limit: int = SECTION_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape(text: str) -> str:
+    """User text shown back in mrkdwn: Slack's three control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+
+
+def context(*parts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(p, 300)} for p in parts if p][:10]}
+
+
+def button(text: str, action_id: str, value: str, style: str = "") -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id,
+                         "value": value}
+    if style:
+        b["style"] = style
+    return b
+
+
+def _request_line(job: Job) -> str:
+    verb = "Editing" if job.parent_job_id else "Render"
+    return f"{verb}: _{escape(clip(job.request_text, 500))}_" if job.request_text else verb
+
+
+def _engine(job: Job) -> str:
+    spec = job.spec or {}
+    out = spec.get("output") or {}
+    if not out:
+        return ""
+    size = f"{out.get('width', '?')}x{out.get('height', '?')}"
+    return f"{out.get('engine', '?')} · {size} · {out.get('samples', '?')} samples"
+
+
+def queued_message(job: Job, position: int = 0) -> tuple[str, Blocks]:
+    where = f" (#{position} in the queue)" if position > 1 else ""
+    text = f"⏳ Queued{where}: {clip(job.request_text, 200)}"
+    blocks: Blocks = [section(f"⏳ *Queued*{where}\n{_request_line(job)}"),
+                      context(f"job `{job.id}`", f"requested by <@{job.requester.user_id}>"
+                              if job.requester.user_id else ""),
+                      {"type": "actions", "elements": [button("Cancel", ACTION_CANCEL, job.id, "danger")]}]
+    return text, blocks
+
+
+def progress_message(job: Job, progress: RenderProgress | None, elapsed_s: float) -> tuple[str, Blocks]:
+    if progress is None:
+        state = "Interpreting the request" if job.status in (JobStatus.CLAIMED, JobStatus.QUEUED) else "Rendering"
+        line = f"🎬 *{state}…*"
+    else:
+        stage = progress.stage.capitalize()
+        frames = f", frame {progress.frame}/{progress.frames}" if progress.frames > 1 else ""
+        eta = progress.eta_s
+        eta_txt = f", about {fmt_seconds(eta)} left" if eta is not None else ""
+        line = f"🎬 *{stage}*{frames}{eta_txt}"
+    text = line.replace("*", "") + f" ({fmt_seconds(elapsed_s)} elapsed)"
+    blocks: Blocks = [section(f"{line}\n{_request_line(job)}"),
+                      context(f"elapsed {fmt_seconds(elapsed_s)}", _engine(job), f"job `{job.id}`"),
+                      {"type": "actions", "elements": [button("Cancel", ACTION_CANCEL, job.id, "danger")]}]
+    return text, blocks
+
+
+def _notes(job: Job) -> list[str]:
+    lines: list[str] = []
+    provider = str(job.result.get("provider") or "")
+    if provider:
+        lines.append(f"interpreted by {provider}")
+    for note in job.result.get("notes") or []:
+        lines.append(str(note))
+    return lines
+
+
+def done_message(job: Job, total_s: float, uploaded: bool) -> tuple[str, Blocks]:
+    outputs = [o for o in job.outputs if o.role in ("image", "video", "poster")]
+    where = "Result in the thread below." if uploaded else "The upload to Slack failed; see the thread."
+    head = f"✅ *Done in {fmt_seconds(total_s)}*: {where}"
+    text = f"✅ Done in {fmt_seconds(total_s)}: {clip(job.request_text, 200)}"
+    blocks: Blocks = [section(f"{head}\n{_request_line(job)}")]
+    extra: list[str] = []
+    if job.warnings:
+        extra.append("⚠️ " + "; ".join(escape(w) for w in job.warnings[:8]))
+    not_understood = [str(w) for w in job.result.get("not_understood") or []]
+    if not_understood:
+        extra.append("🤔 Not understood (ignored): " + ", ".join(f"_{escape(w)}_" for w in not_understood[:20]))
+    if extra:
+        blocks.append(section("\n".join(extra)))
+    blocks.append(context(_engine(job), f"job `{job.id}`", " · ".join(_notes(job)),
+                          f"{len(outputs)} file(s)" if outputs else ""))
+    actions = [button("Re-render in high quality", ACTION_RERENDER_HQ, job.id, "primary"),
+               button("Get .blend", ACTION_GET_BLEND, job.id)]
+    blocks.append({"type": "actions", "elements": actions})
+    return text, blocks
+
+
+def failed_message(job: Job, error: str, total_s: float | None = None) -> tuple[str, Blocks]:
+    took = f" after {fmt_seconds(total_s)}" if total_s is not None else ""
+    text = f"❌ Render failed{took}: {clip(error, 300)}"
+    blocks: Blocks = [section(f"❌ *Failed{took}*: {escape(clip(error, 1500))}\n{_request_line(job)}")]
+    saved = [o for o in job.outputs if o.role in ("image", "video", "poster")]
+    if saved:
+        blocks.append(section("Partial results were saved: " + ", ".join(f"`{o.path}`" for o in saved[:5])))
+    blocks.append(context(f"job `{job.id}`", "Try `/blender help` for examples."))
+    return text, blocks
+
+
+def cancelled_message(job: Job, by: str = "", frames_done: str = "") -> tuple[str, Blocks]:
+    who = f" by <@{by}>" if by else ""
+    text = f"🛑 Cancelled{who}: {clip(job.request_text, 200)}"
+    detail = f" ({frames_done})" if frames_done else ""
+    blocks: Blocks = [section(f"🛑 *Cancelled{who}*{detail}\n{_request_line(job)}"), context(f"job `{job.id}`")]
+    return text, blocks
+
+
+def analysis_message(job: Job) -> tuple[str, Blocks]:
+    r = job.result
+    sentiment = str(r.get("sentiment", "?"))
+    try:
+        score = f"{float(r.get('score', 0.0)):+.2f}"
+    except (TypeError, ValueError):
+        score = str(r.get("score"))
+    provider = str(r.get("provider", "?"))
+    model = str(r.get("model", "") or "")
+    emoji = {"positive": "😀", "negative": "😞", "neutral": "😐", "mixed": "🤔"}.get(sentiment, "🔎")
+    text = f"{emoji} Sentiment: {sentiment} (score {score})"
+    lines = [f"{emoji} *Sentiment:* {sentiment}   *Score:* {score}"]
+    for key in ("summary", "explanation", "emotions"):
+        if r.get(key):
+            lines.append(f"*{key.capitalize()}:* {escape(clip(str(r[key]), 800))}")
+    blocks: Blocks = [section("\n".join(lines)),
+                      context(f"> {escape(clip(job.request_text, 200))}",
+                              f"provider {provider}" + (f" · model {model}" if model else ""), f"job `{job.id}`")]
+    return text, blocks
+
+
+def plain(text: str) -> tuple[str, Blocks]:
+    return clip(text, TEXT_LIMIT), [section(text)]

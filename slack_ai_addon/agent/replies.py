@@ -1,0 +1,380 @@
+"""Slack replies for jobs: placeholder, progress, upload, final message.
+
+`SlackReplier` is a `JobListener`. The pipeline calls it on whatever thread emits (a socket
+worker on submit, Blender's main thread during a render, the I/O pool when finishing), so
+`on_job_event` only queues the event; each job's events are then handled in order on the
+agent's I/O pool ("lanes"), never on Blender's main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from ..core.jobs import Job, JobKind, JobStore
+from ..core.pipeline import JobEvent
+from . import blocks as bk
+from .dedupe import DedupeStore
+from .pacing import ChannelPacer, UpdateCoalescer, call_slack
+
+log = logging.getLogger(__name__)
+
+UPLOAD_ATTEMPTS = 3
+UPLOAD_ROLES = ("poster", "image", "video", "blend")
+
+
+class SerialLanes:
+    """Run callables in submission order per key, different keys in parallel on a pool."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self._executor = executor
+        self._lanes: dict[str, deque[Callable[[], None]]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, key: str, fn: Callable[[], None]) -> None:
+        with self._lock:
+            lane = self._lanes.get(key)
+            if lane is not None:
+                lane.append(fn)
+                return
+            self._lanes[key] = deque([fn])
+        self._executor.submit(self._drain, key)
+
+    def _drain(self, key: str) -> None:
+        while True:
+            with self._lock:
+                lane = self._lanes[key]
+                if not lane:
+                    del self._lanes[key]
+                    return
+                fn = lane.popleft()
+            try:
+                fn()
+            except BaseException:  # keep the lane alive: later events still need handling
+                log.exception("reply task failed", extra={"lane": key})
+
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._lanes)
+
+
+@dataclass
+class ReplyTarget:
+    """Where one job's replies go."""
+
+    job_id: str
+    channel: str
+    user_id: str = ""
+    thread_ts: str = ""  # the thread to reply in ("" for a slash command: the placeholder starts one)
+    response_url: str = ""
+    placeholder: bool = True  # post a placeholder message when the job is queued
+    placeholder_ts: str = ""
+    via_response_url: bool = False  # the bot cannot post here: everything goes through response_url
+    cancelled_by: str = ""
+    created_at: float = field(default_factory=time.time)
+    finished: bool = False
+
+    @property
+    def root_ts(self) -> str:
+        return self.thread_ts or self.placeholder_ts
+
+
+class SlackOutbox:
+    """The agent's Web API calls, paced and retried. Called on I/O threads only."""
+
+    def __init__(self, web: WebClient, *, post_interval_s: float = 1.0, update_interval_s: float = 3.0,
+                 executor: ThreadPoolExecutor, recorder: Any = None) -> None:
+        self.web = web
+        self.pacer = ChannelPacer(post_interval_s)
+        self.updates = UpdateCoalescer(self._raw_update, executor, interval_s=update_interval_s)
+        self._recorder = recorder
+
+    def _record(self, *, channel: str, ts: str = "", thread_ts: str = "", kind: str, text: str,
+                job_id: str = "") -> None:
+        rec = getattr(self._recorder, "record_message", None)
+        if rec is None:
+            return
+        try:
+            rec(correlation_id=job_id or ts, direction="out", channel_id=channel, thread_ts=thread_ts, ts=ts,
+                kind=kind, text=text[:4000], job_id=job_id)
+        except Exception:  # history must never break a reply
+            log.warning("could not record an outgoing message", exc_info=True)
+
+    def post(self, channel: str, text: str, blocks: bk.Blocks | None = None, *, thread_ts: str = "",
+             job_id: str = "", kind: str = "reply") -> str:
+        """chat.postMessage at most ~1/s per channel; returns the message ts."""
+        def call() -> Any:
+            self.pacer.wait_turn(channel)
+            return self.web.chat_postMessage(channel=channel, text=bk.clip(text, bk.TEXT_LIMIT), blocks=blocks,
+                                             thread_ts=thread_ts or None, unfurl_links=False)
+        resp = call_slack(call, what="chat.postMessage",
+                          on_rate_limited=lambda s: self.pacer.push_back(channel, s))
+        ts = str(resp.get("ts", ""))
+        self._record(channel=channel, ts=ts, thread_ts=thread_ts, kind=kind, text=text, job_id=job_id)
+        return ts
+
+    def _raw_update(self, channel: str, ts: str, text: str, blocks: bk.Blocks) -> None:
+        self.web.chat_update(channel=channel, ts=ts, text=bk.clip(text, bk.TEXT_LIMIT), blocks=blocks)
+
+    def update_now(self, channel: str, ts: str, text: str, blocks: bk.Blocks, *, job_id: str = "",
+                   kind: str = "final") -> None:
+        """A final update: waits for the message's pacing slot, retries 429/5xx."""
+        self.updates.send_final(channel, ts, lambda: call_slack(
+            lambda: self._raw_update(channel, ts, text, blocks), what="chat.update"))
+        self._record(channel=channel, ts=ts, kind=kind, text=text, job_id=job_id)
+
+    def respond(self, response_url: str, text: str, blocks: bk.Blocks | None = None, *,
+                in_channel: bool = False, job_id: str = "") -> bool:
+        """Reply through a slash command's response_url (ephemeral unless in_channel)."""
+        if not response_url:
+            return False
+        try:
+            resp = WebhookClient(response_url, timeout=15).send(
+                text=bk.clip(text, bk.TEXT_LIMIT), blocks=blocks,
+                response_type="in_channel" if in_channel else "ephemeral", replace_original=False)
+        except Exception:
+            log.warning("response_url post failed", exc_info=True)
+            return False
+        if resp.status_code != 200:
+            log.warning("response_url answered %s: %s", resp.status_code, resp.body[:200])
+            return False
+        self._record(channel="", kind="response_url", text=text, job_id=job_id)
+        return True
+
+    def ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str = "") -> bool:
+        try:
+            call_slack(lambda: self.web.chat_postEphemeral(channel=channel, user=user, text=bk.clip(text, 3900),
+                                                           thread_ts=thread_ts or None),
+                       what="chat.postEphemeral")
+        except Exception:
+            log.warning("chat.postEphemeral failed", exc_info=True)
+            return False
+        self._record(channel=channel, kind="ephemeral", text=text)
+        return True
+
+    def upload(self, channel: str, thread_ts: str, paths: list[tuple[str, str]], comment: str) -> list[str]:
+        """files_upload_v2 of (path, title) pairs into a thread; returns Slack file ids."""
+        uploads = [{"file": path, "filename": Path(path).name, "title": title} for path, title in paths]
+
+        def call() -> Any:
+            return self.web.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread_ts or None,
+                                            initial_comment=comment)
+        resp = call_slack(call, what="files_upload_v2", attempts=2)
+        files = resp.get("files") or []
+        self._record(channel=channel, thread_ts=thread_ts, kind="upload", text=comment)
+        return [str(f.get("id", "")) for f in files if isinstance(f, dict)]
+
+
+class SlackReplier:
+    """Turns job events into Slack messages for the jobs the agent registered."""
+
+    def __init__(self, outbox: SlackOutbox, store: JobStore, lanes: SerialLanes, *, dedupe: DedupeStore,
+                 node_id: str = "") -> None:
+        self.outbox = outbox
+        self.store = store
+        self.lanes = lanes
+        self.dedupe = dedupe
+        self.node_id = node_id
+        self._targets: dict[str, ReplyTarget] = {}
+        self._lock = threading.Lock()
+
+    # -- registration (router, before submit)
+    def expect(self, target: ReplyTarget) -> None:
+        with self._lock:
+            self._targets[target.job_id] = target
+
+    def target(self, job_id: str) -> ReplyTarget | None:
+        with self._lock:
+            return self._targets.get(job_id)
+
+    def pending_targets(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._targets.values() if not t.finished)
+
+    # -- JobListener
+    def on_job_event(self, event: JobEvent) -> None:
+        target = self.target(event.job.id)
+        if target is None:
+            return
+        self.lanes.submit(event.job.id, lambda: self._handle(target, event))
+
+    def cancelled_elsewhere(self, job: Job, by: str) -> None:
+        """A queued job cancelled in the store emits no pipeline event: reply ourselves."""
+        target = self.target(job.id)
+        if target is None:
+            return
+        target.cancelled_by = by
+        self.lanes.submit(job.id, lambda: self._handle(target, JobEvent("cancelled", job)))
+
+    # -- handlers (I/O pool, in order per job)
+    def _handle(self, t: ReplyTarget, event: JobEvent) -> None:
+        if t.finished:
+            return
+        job = event.job
+        kind = event.kind
+        if kind == "queued":
+            self._on_queued(t, job)
+        elif kind in ("started", "progress"):
+            if t.placeholder_ts and job.kind is JobKind.RENDER:
+                text, blocks = bk.progress_message(job, event.progress, time.time() - t.created_at)
+                self.outbox.updates.set(t.channel, t.placeholder_ts, text, blocks)
+        elif kind == "done":
+            t.finished = True
+            if job.kind is JobKind.ANALYZE:
+                self._on_analysis(t, job)
+            else:
+                self._on_render_done(t, job)
+        elif kind == "cancelled":
+            t.finished = True
+            self._final(t, job, *bk.cancelled_message(job, t.cancelled_by, _frames_note(job)))
+        elif kind == "failed":
+            t.finished = True
+            message = event.message or job.error or "unknown error"
+            text, blocks = bk.failed_message(job, message, time.time() - t.created_at)
+            self._final(t, job, text, blocks)
+            if t.placeholder_ts and not t.via_response_url:  # the error also lands in the thread
+                self._safe_post(t, f"❌ {bk.clip(message, 1500)}", job_id=job.id, kind="error")
+        if t.finished:
+            with self._lock:
+                self._targets.pop(t.job_id, None)
+
+    def _on_queued(self, t: ReplyTarget, job: Job) -> None:
+        if not t.placeholder:
+            return
+        if job.kind is JobKind.ANALYZE:
+            text, blocks = bk.plain(f"🔎 Analyzing: _{bk.escape(bk.clip(job.request_text, 300))}_")
+        else:
+            text, blocks = bk.queued_message(job)
+        try:
+            t.placeholder_ts = self.outbox.post(t.channel, text, blocks, thread_ts=t.thread_ts, job_id=job.id,
+                                                kind="placeholder")
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            log.warning("placeholder failed (%s); falling back to response_url", error)
+            # Any error (not only not_in_channel) leaves response_url as the one way to answer.
+            if t.response_url:
+                t.via_response_url = True
+                self.outbox.respond(t.response_url, f"{text}\n_(I can't post in this channel, so I'll answer "
+                                    "here; invite me with `/invite @Blender` for progress and uploads.)_",
+                                    job_id=job.id)
+            return
+        except Exception:
+            log.exception("placeholder failed")
+            return
+        self.outbox.updates.started(t.channel, t.placeholder_ts)
+        if job.kind is JobKind.RENDER:
+            self.dedupe.remember_thread(t.channel, t.root_ts, job.id)
+
+    def _final(self, t: ReplyTarget, job: Job, text: str, blocks: bk.Blocks) -> None:
+        """The last word on a job: update the placeholder, else post, else response_url."""
+        if t.placeholder_ts and not t.via_response_url:
+            try:
+                self.outbox.update_now(t.channel, t.placeholder_ts, text, blocks, job_id=job.id)
+                return
+            except Exception:
+                log.warning("final chat.update failed; posting instead", exc_info=True)
+        if not t.via_response_url and self._safe_post(t, text, blocks, job_id=job.id, kind="final"):
+            return
+        if not self.outbox.respond(t.response_url, text, blocks, job_id=job.id):
+            log.error("could not tell the user about job %s: %s", job.id, text)
+
+    def _safe_post(self, t: ReplyTarget, text: str, blocks: bk.Blocks | None = None, *, job_id: str,
+                   kind: str) -> bool:
+        try:
+            self.outbox.post(t.channel, text, blocks, thread_ts=t.root_ts, job_id=job_id, kind=kind)
+            return True
+        except Exception:
+            log.warning("chat.postMessage failed", exc_info=True)
+            return False
+
+    def _on_analysis(self, t: ReplyTarget, job: Job) -> None:
+        text, blocks = bk.analysis_message(job)
+        if t.via_response_url:
+            self.outbox.respond(t.response_url, text, blocks, job_id=job.id)
+            return
+        if not self._safe_post(t, text, blocks, job_id=job.id, kind="analysis"):
+            self.outbox.respond(t.response_url, text, blocks, job_id=job.id)
+            return
+        if t.placeholder_ts:
+            short = f"🔎 Analysis: *{job.result.get('sentiment', '?')}*, details in the thread"
+            try:
+                self.outbox.update_now(t.channel, t.placeholder_ts, short.replace("*", ""), [bk.section(short)],
+                                       job_id=job.id)
+            except Exception:
+                log.warning("analysis placeholder update failed", exc_info=True)
+
+    def _on_render_done(self, t: ReplyTarget, job: Job) -> None:
+        total_s = time.time() - t.created_at
+        files = [(o.path, _title(o.role, job)) for o in job.outputs
+                 if o.role in UPLOAD_ROLES and Path(o.path).is_file()]
+        uploaded = False
+        if files and not t.via_response_url:
+            self.outbox.updates.discard(t.channel, t.placeholder_ts)
+            uploaded = self._upload_with_retries(t, job, files)
+        elif t.via_response_url:
+            links = _links(job)
+            self.outbox.respond(t.response_url, "Result files:\n" + links if links else "No files were produced.",
+                                job_id=job.id)
+        text, blocks = bk.done_message(job, total_s, uploaded or not files)
+        self._final(t, job, text, blocks)
+        self._record_slack_ts(job.id, t.placeholder_ts)
+
+    def _upload_with_retries(self, t: ReplyTarget, job: Job, files: list[tuple[str, str]]) -> bool:
+        comment = f"Job `{job.id}`: _{bk.escape(bk.clip(job.request_text, 300))}_"
+        last_error = ""
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                self.outbox.upload(t.channel, t.root_ts, files, comment)
+                return True
+            except SlackApiError as exc:
+                last_error = str(exc.response.get("error", "")) if exc.response is not None else str(exc)
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("upload attempt %d/%d failed: %s", attempt, UPLOAD_ATTEMPTS, last_error)
+            time.sleep(0.5 * attempt)
+        links = _links(job, self.node_id)
+        self._safe_post(t, f"⚠️ I could not upload the result to Slack ({bk.clip(last_error, 200)}). "
+                        f"The files are here:\n{links}", job_id=job.id, kind="upload_failed")
+        return False
+
+    def _record_slack_ts(self, job_id: str, ts: str) -> None:
+        if not ts:
+            return
+        try:
+            job = self.store.get(job_id)
+            if job is not None and not job.slack_ts:
+                job.slack_ts = ts
+                self.store.save(job)
+        except Exception:  # a lost ts only costs follow-ups after a restart (dedupe has it too)
+            log.warning("could not save the Slack ts of job %s", job_id, exc_info=True)
+
+
+def _title(role: str, job: Job) -> str:
+    label = {"poster": "Poster frame", "image": "Render", "video": "Animation", "blend": "Blender file"}[role]
+    return f"{label} ({job.id})"
+
+
+def _frames_note(job: Job) -> str:
+    frames = [o for o in job.outputs if o.role in ("image", "poster", "video")]
+    return "partial outputs kept" if frames else ""
+
+
+def _links(job: Job, node_id: str = "") -> str:
+    lines = []
+    for o in job.outputs:
+        if o.role == "spec":
+            continue
+        where = o.url or (f"s3: `{o.s3_key}`" if o.s3_key else f"`{o.path}`" + (f" on {node_id}" if node_id else ""))
+        lines.append(f"• {o.role}: {where}")
+    return "\n".join(lines)

@@ -1,0 +1,470 @@
+"""Routing of Socket Mode requests: slash commands, events, button clicks.
+
+Two steps per envelope, both on a Socket Mode worker thread:
+
+1. `ack_payload(type, payload)`: pure and cheap (no I/O), so the ack goes out first; for
+   slash commands it carries the immediate answer (`in_channel`, or an ephemeral usage hint).
+2. `dispatch(type, payload, envelope_id)`: dedupe, filter, then enqueue a job
+   (`pipeline.submit`, one store write) or hand slower work (intent classification, store
+   queries, replies) to the agent's I/O pool.
+
+Nothing from Slack is executed: text becomes a job's request text, ids become lookups.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.config import Settings
+from ..core.jobs import Job, JobKind, JobStatus, Requester
+from ..core.pipeline import JobPipeline, UserError
+from ..core.scene_spec import MAX_RESOLUTION, MAX_SAMPLES, SpecError, parse_scene_spec
+from . import blocks as bk
+from .dedupe import DedupeStore
+from .replies import ReplyTarget, SlackOutbox, SlackReplier
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that are someone talking; everything else (bot_message, message_changed,
+# message_deleted, channel_join, ...) is ignored so the bot cannot answer itself in a loop.
+_USER_SUBTYPES = frozenset({"", "thread_broadcast", "file_share"})
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+INTENTS = ("render", "edit", "analyze", "help", "status", "chitchat")
+
+
+@dataclass
+class BotIdentity:
+    user_id: str = ""
+    bot_id: str = ""
+    team_id: str = ""
+
+
+def _s(data: Any, key: str) -> str:
+    """A string field of untrusted JSON, or "" for anything missing or of another type."""
+    if not isinstance(data, dict):
+        return ""
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _d(data: Any, key: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {}
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def clean_text(text: str, bot_user_id: str = "") -> str:
+    """Slack mrkdwn to plain words: drop the bot's mention, unwrap links, unescape."""
+    def mention(m: re.Match[str]) -> str:
+        return "" if m.group(1) == bot_user_id or not bot_user_id else f"@{m.group(1)}"
+    text = _MENTION.sub(mention, text)
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    return html.unescape(text).strip()
+
+
+def keyword_intent(text: str) -> str:
+    """Last-resort intent when no classifier is installed (never raises)."""
+    t = text.lower().strip()
+    if not t or t in ("help", "?", "hi", "hello"):
+        return "help" if t in ("help", "?") else "chitchat"
+    if t.startswith(("status", "what are you doing")):
+        return "status"
+    if t.startswith(("analyze", "analyse", "sentiment")):
+        return "analyze"
+    if re.match(r"^(make|change|turn|add|remove|move|rotate|use|set)\b", t):
+        return "edit"
+    if re.search(r"\b(render|draw|show|create|scene|cube|sphere|cone|torus|cylinder|monkey|plane|floor)\b", t):
+        return "render"
+    return "chitchat"
+
+
+class AgentRouter:
+    def __init__(self, *, pipeline: JobPipeline, settings: Settings, replier: SlackReplier, outbox: SlackOutbox,
+                 dedupe: DedupeStore, io: ThreadPoolExecutor, identity: BotIdentity,
+                 classify: Callable[[str], tuple[str, str]], status_text: Callable[[], str],
+                 cancel_local: Callable[[str], None], on_submit: Callable[[Job], None] | None = None) -> None:
+        self.pipeline = pipeline
+        self.store = pipeline.deps.store
+        self.settings = settings
+        self.replier = replier
+        self.outbox = outbox
+        self.dedupe = dedupe
+        self.io = io
+        self.identity = identity
+        self.classify = classify
+        self.status_text = status_text
+        self.cancel_local = cancel_local
+        self.on_submit = on_submit
+
+    # ------------------------------------------------------------------ step 1: the ack
+    def ack_payload(self, envelope_type: str, payload: Any) -> dict[str, Any] | None:
+        """What to send with the ack. Pure: must never raise or touch the network."""
+        try:
+            if envelope_type != "slash_commands":
+                return None
+            command = _s(payload, "command").lower()
+            text = _s(payload, "text").strip()
+            if command == "/render":
+                if not text:
+                    return {"response_type": "ephemeral",
+                            "text": "Tell me what to render, e.g. `/render a red cube on a checkered floor, rotating`"}
+                return {"response_type": "in_channel"}
+            if command == "/analyze":
+                if not text:
+                    return {"response_type": "ephemeral",
+                            "text": 'Give me some text to analyze, e.g. `/analyze I love this new AI system!`'}
+                return {"response_type": "in_channel"}
+            if command == "/blender":
+                sub = text.split()[0].lower() if text.split() else "help"
+                if sub == "help":
+                    return {"response_type": "ephemeral", "text": bk.HELP_TEXT}
+                if sub in ("status", "jobs", "stats", "cancel"):
+                    return None  # answered through response_url once the lookups are done
+                return {"response_type": "ephemeral",
+                        "text": f"I don't know `/blender {bk.clip(sub, 40)}`.\n\n{bk.HELP_TEXT}"}
+            return {"response_type": "ephemeral",
+                    "text": f"I don't handle `{bk.clip(command, 40) or '?'}`. Try `/blender help`."}
+        except Exception:  # a malformed payload still gets a plain ack
+            log.exception("building the ack payload failed")
+            return None
+
+    # ------------------------------------------------------------------ step 2: the work
+    def dispatch(self, envelope_type: str, payload: Any, envelope_id: str) -> None:
+        """After the ack. Never raises (a crash here would only be logged by slack_sdk)."""
+        try:
+            if not isinstance(payload, dict):
+                log.warning("ignoring %s envelope %s: payload is not an object", envelope_type, envelope_id)
+                return
+            if envelope_type == "slash_commands":
+                if self.dedupe.check_and_mark(f"envelope:{envelope_id}"):
+                    self._slash(payload)
+            elif envelope_type == "events_api":
+                self._event(payload)
+            elif envelope_type == "interactive":
+                if self.dedupe.check_and_mark(f"envelope:{envelope_id}"):
+                    self._interactive(payload)
+            else:
+                log.info("ignoring envelope type %r", envelope_type)
+        except Exception:
+            log.exception("routing %s envelope %s failed", envelope_type, envelope_id)
+
+    def _record_in(self, *, channel: str, user: str, kind: str, text: str, ts: str = "", thread_ts: str = "",
+                   job_id: str = "", correlation_id: str = "") -> None:
+        rec = getattr(self.store, "record_message", None)
+        if rec is None:
+            return
+        try:
+            rec(correlation_id=correlation_id or job_id or ts, direction="in", channel_id=channel, user_id=user,
+                thread_ts=thread_ts, ts=ts, kind=kind, text=text[:4000], job_id=job_id)
+        except Exception:
+            log.warning("could not record an incoming message", exc_info=True)
+
+    def _audit(self, *, actor: str, action: str, target: str, detail: str = "", allowed: bool = True) -> None:
+        rec = getattr(self.store, "record_audit", None)
+        if rec is None:
+            return
+        try:
+            rec(actor=actor, action=action, target=target, detail=detail, allowed=allowed)
+        except Exception:
+            log.warning("could not write the audit log", exc_info=True)
+
+    def _in_io(self, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException:  # the pool would swallow it
+                log.exception("agent task failed")
+        self.io.submit(run)
+
+    # -- submitting jobs
+    def submit_job(self, job: Job, target: ReplyTarget) -> Job | None:
+        """Register where replies go, then enqueue. UserError reaches the user."""
+        self.replier.expect(target)
+        try:
+            job = self.pipeline.submit(job)
+        except UserError as exc:
+            self._tell(target, f"⚠️ {exc}")
+            return None
+        except Exception as exc:
+            log.exception("submitting job failed")
+            self._tell(target, f"❌ I could not queue that job ({type(exc).__name__}); please try again.")
+            return None
+        if self.on_submit is not None:
+            self.on_submit(job)
+        return job
+
+    def _tell(self, target: ReplyTarget, text: str) -> None:
+        """A short answer without a job: response_url when we have one, else a thread reply."""
+        def send() -> None:
+            if target.response_url and self.outbox.respond(target.response_url, text):
+                return
+            try:
+                self.outbox.post(target.channel, text, thread_ts=target.thread_ts)
+            except Exception:
+                log.warning("could not deliver a reply to %s", target.channel, exc_info=True)
+        self._in_io(send)
+
+    # -- slash commands
+    def _slash(self, p: dict[str, Any]) -> None:
+        command = _s(p, "command").lower()
+        text = _s(p, "text").strip()
+        channel, user = _s(p, "channel_id"), _s(p, "user_id")
+        self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}")
+        requester = Requester(team_id=_s(p, "team_id"), channel_id=channel, user_id=user,
+                              user_name=_s(p, "user_name"), response_url=_s(p, "response_url"), source="slack")
+        target = ReplyTarget(job_id="", channel=channel, user_id=user, response_url=requester.response_url)
+        if not channel and not requester.response_url:
+            log.warning("slash command without channel_id or response_url: nowhere to answer")
+            return
+        if command in ("/render", "/analyze"):
+            if not text:
+                return  # the ack already carried the usage hint
+            kind = JobKind.RENDER if command == "/render" else JobKind.ANALYZE
+            job = Job(kind=kind, request_text=text, requester=requester)
+            target.job_id = job.id
+            self.submit_job(job, target)
+        elif command == "/blender":
+            words = text.split()
+            sub = words[0].lower() if words else "help"
+            arg = words[1] if len(words) > 1 else ""
+            if sub in ("status", "jobs", "stats", "cancel"):
+                self._in_io(lambda: self._blender_sub(sub, arg, user, target))
+
+    def _blender_sub(self, sub: str, arg: str, user: str, target: ReplyTarget) -> None:
+        if sub == "status":
+            text = self.status_text()
+        elif sub == "jobs":
+            text = self.jobs_text(user)
+        elif sub == "stats":
+            text = self.stats_text()
+        else:
+            text = self.cancel_job(arg, user)
+        if not (target.response_url and self.outbox.respond(target.response_url, text)):
+            if target.channel and user:
+                self.outbox.ephemeral(target.channel, user, text)
+
+    def jobs_text(self, user: str) -> str:
+        jobs = self.store.list_jobs(user_id=user, limit=10)
+        if not jobs:
+            return "You have no jobs yet. Try `/render a red cube`."
+        lines = ["*Your recent jobs*"]
+        for j in jobs:
+            when = time.strftime("%m-%d %H:%M", time.localtime(j.created_at))
+            lines.append(f"• `{j.id}` {j.kind.value} *{j.status.value}* {when}: "
+                         f"{bk.escape(bk.clip(j.request_text or '(re-render)', 80))}")
+        return "\n".join(lines)
+
+    def stats_text(self) -> str:
+        try:
+            from ..storage.stats import build_stats  # engineer C's module; optional
+        except ImportError:
+            return "Statistics are not available on this node."
+        try:
+            stats = build_stats(self.store)
+        except Exception as exc:
+            log.warning("build_stats failed", exc_info=True)
+            return f"Statistics are not available right now ({type(exc).__name__})."
+        if isinstance(stats, dict):
+            return "*Statistics*\n" + "\n".join(f"• {k}: {v}" for k, v in stats.items())
+        to_text = getattr(stats, "to_text", None) or getattr(stats, "to_markdown", None)
+        return str(to_text()) if callable(to_text) else str(stats)
+
+    def cancel_job(self, job_id: str, user: str) -> str:
+        job_id = job_id.strip().strip("`")
+        if not job_id:
+            return "Which job? Use `/blender cancel JOB_ID` (see `/blender jobs`)."
+        if not _JOB_ID.match(job_id):
+            return f"`{bk.escape(bk.clip(job_id, 40))}` is not a job id (they look like `20250101-120000-abc123`)."
+        job = self.store.get(job_id)
+        if job is None:
+            return f"No job `{job_id}`."
+        allowed = job.requester.user_id == user or user in self.settings.admins
+        self._audit(actor=user, action="cancel", target=job_id, allowed=allowed,
+                    detail="" if allowed else "not the requester and not an admin")
+        if not allowed:
+            return f"Only <@{job.requester.user_id}> (who asked for it) or an admin can cancel `{job_id}`."
+        if job.status.is_final:
+            return f"Job `{job_id}` is already {job.status.value}."
+        target = self.replier.target(job_id)
+        if target is not None:
+            target.cancelled_by = user
+        after = self.store.request_cancel(job_id)
+        if after is not None and after.status is JobStatus.CANCELLED:
+            self.replier.cancelled_elsewhere(after, user)
+            return f"🛑 Cancelled `{job_id}` before it started."
+        self.cancel_local(job_id)
+        return f"🛑 Cancelling `{job_id}`: it stops after the current frame."
+
+    # -- events
+    def _event(self, p: dict[str, Any]) -> None:
+        event_id = _s(p, "event_id")
+        event = _d(p, "event")
+        if event_id and not self.dedupe.check_and_mark(f"event:{event_id}"):
+            log.info("duplicate event %s ignored", event_id)
+            return
+        etype = _s(event, "type")
+        if etype not in ("app_mention", "message"):
+            return
+        subtype = _s(event, "subtype")
+        user, channel, ts = _s(event, "user"), _s(event, "channel"), _s(event, "ts")
+        if subtype not in _USER_SUBTYPES or _s(event, "bot_id") or not user or not channel or not ts:
+            return
+        if self.identity.user_id and user == self.identity.user_id:
+            return
+        raw = _s(event, "text")
+        thread_ts = _s(event, "thread_ts")
+        is_dm = _s(event, "channel_type") == "im" or channel.startswith("D")
+        mentioned = etype == "app_mention" or bool(self.identity.user_id and f"<@{self.identity.user_id}" in raw)
+        parent_id = ""
+        if thread_ts and thread_ts != ts:
+            parent_id = self.dedupe.thread_job(channel, thread_ts)
+        if not (mentioned or is_dm or parent_id):
+            return  # ordinary channel chatter
+        # The app_mention and message events of one @-mention share (channel, ts): act once.
+        if not self.dedupe.check_and_mark(f"msg:{channel}:{ts}"):
+            return
+        text = clean_text(raw, self.identity.user_id)
+        self._record_in(channel=channel, user=user, kind=etype, text=text, ts=ts, thread_ts=thread_ts,
+                        correlation_id=event_id)
+        requester = Requester(team_id=_s(p, "team_id"), channel_id=channel, user_id=user,
+                              thread_ts=thread_ts or ts, source="slack")
+        self._in_io(lambda: self._conversation(text, requester, parent_id))
+
+    def _conversation(self, text: str, requester: Requester, parent_id: str) -> None:
+        """A mention, a DM or a reply in a render thread (I/O pool: may call an LLM)."""
+        target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,
+                             thread_ts=requester.thread_ts)
+        if len(text) > 40_000:
+            text = text[:40_000]
+        intent, _provider = self.classify(text) if text else ("help", "")
+        if intent == "help" or not text:
+            self._tell(target, bk.HELP_TEXT)
+        elif intent == "status":
+            self._tell(target, self.status_text())
+        elif intent == "analyze":
+            job = Job(kind=JobKind.ANALYZE, request_text=_strip_verb(text, ("analyze", "analyse", "sentiment")),
+                      requester=requester)
+            target.job_id, target.placeholder = job.id, False
+            self.submit_job(job, target)
+        elif parent_id:
+            self.follow_up(parent_id, text, requester)
+        elif intent in ("render", "edit"):
+            job = Job(kind=JobKind.RENDER, request_text=_strip_verb(text, ("render",)), requester=requester)
+            target.job_id = job.id
+            self.submit_job(job, target)
+        else:
+            self._tell(target, "👋 I render 3D scenes. Try _render a red cube on a checkered floor_ or "
+                               "`/blender help`.")
+
+    def follow_up(self, parent_id: str, instruction: str, requester: Requester) -> None:
+        target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,
+                             thread_ts=requester.thread_ts)
+        parent = self.store.get(parent_id)
+        if parent is None or parent.spec is None:
+            self._tell(target, "I can't find the scene of this thread any more; start a new `/render`.")
+            return
+        job = Job(kind=JobKind.RENDER, request_text=instruction, spec=parent.spec, parent_job_id=parent.id,
+                  options=dict(parent.options), requester=requester)
+        target.job_id = job.id
+        self.submit_job(job, target)
+
+    # -- buttons
+    def _interactive(self, p: dict[str, Any]) -> None:
+        if _s(p, "type") != "block_actions":
+            return
+        actions = p.get("actions")
+        if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+            return
+        action = actions[0]
+        action_id, job_id = _s(action, "action_id"), _s(action, "value")
+        user = _s(_d(p, "user"), "id")
+        channel = _s(_d(p, "channel"), "id") or _s(_d(p, "container"), "channel_id")
+        message = _d(p, "message")
+        msg_ts = _s(message, "ts") or _s(_d(p, "container"), "message_ts")
+        thread_ts = _s(message, "thread_ts") or msg_ts
+        response_url = _s(p, "response_url")
+        self._record_in(channel=channel, user=user, kind=f"button:{action_id}", text=job_id, ts=msg_ts)
+        target = ReplyTarget(job_id="", channel=channel, user_id=user, thread_ts=thread_ts,
+                             response_url=response_url)
+        if action_id == bk.ACTION_CANCEL:
+            self._in_io(lambda: self._tell_ephemeral(target, self.cancel_job(job_id, user)))
+        elif action_id in (bk.ACTION_RERENDER_HQ, bk.ACTION_GET_BLEND):
+            requester = Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user,
+                                  thread_ts=thread_ts, response_url=response_url, source="slack")
+            self._in_io(lambda: self._derived_job(action_id, job_id, requester))
+
+    def _tell_ephemeral(self, target: ReplyTarget, text: str) -> None:
+        if target.response_url and self.outbox.respond(target.response_url, text):
+            return
+        if target.channel and target.user_id:
+            self.outbox.ephemeral(target.channel, target.user_id, text, thread_ts=target.thread_ts)
+
+    def _derived_job(self, action_id: str, parent_id: str, requester: Requester) -> None:
+        target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,
+                             thread_ts=requester.thread_ts)
+        parent = self.store.get(parent_id) if _JOB_ID.match(parent_id) else None
+        if parent is None or parent.spec is None:
+            self._tell_ephemeral(target, "That job is gone; start a new `/render`.")
+            return
+        if action_id == bk.ACTION_GET_BLEND:
+            blend = [o for o in parent.outputs if o.role == "blend"]
+            if blend:
+                try:
+                    self.outbox.upload(target.channel, target.thread_ts, [(blend[0].path, f"{parent.id}.blend")],
+                                       f".blend of job `{parent.id}`")
+                except Exception as exc:
+                    self._tell_ephemeral(target, f"⚠️ Upload failed ({type(exc).__name__}); the file is at "
+                                                 f"`{blend[0].path}`.")
+                return
+            options = dict(parent.options, save_blend=True)
+            spec = parent.spec
+        else:
+            options = dict(parent.options, quality="high")
+            spec = high_quality(parent.spec)
+        job = Job(kind=JobKind.RENDER, request_text="", spec=spec, parent_job_id=parent.id, options=options,
+                  requester=requester)
+        target.job_id = job.id
+        self.submit_job(job, target)
+
+
+def high_quality(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same scene with more samples and twice the resolution, within the spec's bounds."""
+    data = dict(spec)
+    out = dict(data.get("output") or {})
+    out["samples"] = min(MAX_SAMPLES, max(128, int(out.get("samples", 32)) * 4))
+    width, height = int(out.get("width", 640)), int(out.get("height", 480))
+    scale = min(2.0, MAX_RESOLUTION / max(width, height, 1))
+    out["width"], out["height"] = max(width, int(width * scale)), max(height, int(height * scale))
+    data["output"] = out
+    try:
+        parsed, _ = parse_scene_spec(data)
+    except SpecError:
+        return spec
+    return parsed.to_json_dict()
+
+
+def _strip_verb(text: str, verbs: tuple[str, ...]) -> str:
+    low = text.lower()
+    for verb in verbs:
+        if low.startswith(verb):
+            rest = text[len(verb):].lstrip(" :,")
+            return rest or text
+    return text
+
+
+def blender_version() -> str:
+    """Blender's version when bpy is already loaded; never imports it (core code has no bpy)."""
+    bpy = sys.modules.get("bpy")
+    app = getattr(bpy, "app", None)
+    return str(getattr(app, "version_string", "")) if app is not None else ""

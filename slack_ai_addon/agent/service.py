@@ -1,0 +1,400 @@
+"""The Slack agent: one Socket Mode connection, acks first, jobs into the store.
+
+`AgentService(runtime)` is what the Blender UI, `serve`, `command` and `sandbox` drive:
+
+    agent = AgentService(runtime)
+    agent.start()            # returns at once; auth.test + connect run on a starter thread
+    agent.status()           # AgentStatus(state="connected", ...)
+    agent.stop(timeout=10)   # close() runs on its own thread (it can take ~10 s)
+
+Threads (none of them touches bpy):
+- slack_sdk's runner, message processor and worker pool: every envelope is acked by the
+  first line of our listener, then routed; routing only enqueues.
+- the agent's I/O pool: replies, uploads, intent classification, store lookups.
+- the update pacer and the liveness watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.socket_mode.websocket_client import SocketModeClient
+
+from ..core.config import Settings, user_data_dir
+from ..core.jobs import Job, JobStatus
+from . import blocks as bk
+from .dedupe import DedupeStore
+from .replies import SerialLanes, SlackOutbox, SlackReplier
+from .router import AgentRouter, BotIdentity, blender_version, keyword_intent
+from .watchdog import ConnectionWatchdog
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STATES = ("offline", "connecting", "connected", "reconnecting", "error")
+
+
+class AgentConfigError(ValueError):
+    """Missing or malformed tokens: a message for the user, never containing the tokens."""
+
+
+def check_tokens(settings: Settings) -> list[str]:
+    """Problems with the Slack tokens, as sentences (empty when both look right)."""
+    problems = []
+    bot, app = settings.slack_bot_token.strip(), settings.slack_app_token.strip()
+    if not bot:
+        problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-..., from OAuth & Permissions)")
+    elif not bot.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+    if not app:
+        problems.append("SLACK_APP_TOKEN is not set (the app-level token, xapp-..., with connections:write)")
+    elif not app.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    return problems
+
+
+@dataclass
+class AgentStatus:
+    state: str  # offline | connecting | connected | reconnecting | error
+    detail: str = ""
+    connected_since: float | None = None
+    last_frame_at: float | None = None
+    envelopes_seen: int = 0
+    jobs_submitted: int = 0
+    reconnects: int = 0
+    bot_user_id: str = ""
+    team_id: str = ""
+
+
+class AgentService:
+    """The Slack Socket Mode agent attached to one Runtime (see module docstring)."""
+
+    def __init__(self, runtime: Runtime, *, settings: Settings | None = None, ping_interval_s: float = 5.0,
+                 stale_after_s: float = 12.0, update_interval_s: float = 3.0, post_interval_s: float = 1.0,
+                 state_path: str | Path | None = None, io_workers: int = 8, concurrency: int = 10) -> None:
+        self.runtime = runtime
+        self.settings = settings or runtime.settings
+        self.ping_interval_s = ping_interval_s
+        self.stale_after_s = stale_after_s
+        self.update_interval_s = update_interval_s
+        self.post_interval_s = post_interval_s
+        self.state_path = Path(state_path) if state_path else user_data_dir() / "agent_state.db"
+        self.io_workers = io_workers
+        self.concurrency = concurrency
+        self.identity = BotIdentity()
+        self._state = "offline"
+        self._detail = ""
+        self._connected_since: float | None = None
+        self._session_opened_at = 0.0
+        self._last_frame_at = 0.0
+        self._envelopes = 0
+        self._jobs = 0
+        self._opens = 0
+        self._started_at = 0.0
+        self._lock = threading.Lock()
+        self._client: SocketModeClient | None = None
+        self._watchdog: ConnectionWatchdog | None = None
+        self._io: ThreadPoolExecutor | None = None
+        self._dedupe: DedupeStore | None = None
+        self.outbox: SlackOutbox | None = None
+        self.replier: SlackReplier | None = None
+        self.router: AgentRouter | None = None
+        self._stopping = threading.Event()
+        self._starter: threading.Thread | None = None
+        self._classifier: Any = None
+
+    # ------------------------------------------------------------------ public API
+    def start(self) -> None:
+        """Begin connecting; returns at once. Raises AgentConfigError for bad tokens."""
+        problems = check_tokens(self.settings)
+        if problems:
+            self._set_state("error", "; ".join(problems))
+            raise AgentConfigError("; ".join(problems))
+        with self._lock:
+            if self._starter is not None or self._client is not None:
+                return  # one client per agent: leaked clients hit Slack's 10-connection cap
+            self._stopping.clear()
+            self._state, self._detail = "connecting", "checking the bot token (auth.test)"
+            self._started_at = time.time()
+            # Daemon: auth.test against a hung network must not keep Blender from quitting.
+            self._starter = threading.Thread(target=self._start_blocking, name="slackai-agent-start", daemon=True)
+            self._starter.start()
+
+    def wait_until_connected(self, timeout: float = 15.0) -> bool:
+        """Block until the socket is open (or the start failed); True when connected."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self._state
+            if state == "connected":
+                return True
+            if state in ("error", "offline"):
+                return False
+            time.sleep(0.02)
+        return False
+
+    def status(self) -> AgentStatus:
+        with self._lock:
+            return AgentStatus(state=self._state, detail=self._detail, connected_since=self._connected_since,
+                               last_frame_at=self._last_frame_at or None, envelopes_seen=self._envelopes,
+                               jobs_submitted=self._jobs, reconnects=max(0, self._opens - 1),
+                               bot_user_id=self.identity.user_id, team_id=self.identity.team_id)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Disconnect and stop every agent thread. `close()` runs on a helper thread (it can
+        block up to ~10 s in websocket-client); this waits at most `timeout` for it, so the
+        Blender UI can pass 0 and never stall. True when everything has stopped."""
+        self._stopping.set()
+        starter = self._starter
+        if starter is not None and starter is not threading.current_thread():
+            starter.join(min(timeout, 5.0))
+        with self._lock:
+            client, self._client = self._client, None
+            watchdog, self._watchdog = self._watchdog, None
+            io, self._io = self._io, None
+            dedupe, self._dedupe = self._dedupe, None
+            replier = self.replier
+            self._starter = None
+        if watchdog is not None:
+            watchdog.stop()
+        if replier is not None:
+            try:
+                self.runtime.pipeline.deps.listeners.remove(replier)
+            except ValueError:
+                pass
+        outbox = self.outbox
+        closer = threading.Thread(target=self._close_all, args=(client, io, dedupe, outbox),
+                                  name="slackai-agent-close", daemon=True)
+        closer.start()
+        closer.join(timeout)
+        self._set_state("offline", "stopped")
+        with self._lock:
+            self._connected_since = None
+        return not closer.is_alive()
+
+    # ------------------------------------------------------------------ start/stop internals
+    def _start_blocking(self) -> None:
+        try:
+            web = WebClient(token=self.settings.slack_bot_token, base_url=self.settings.slack_api_url, timeout=30)
+            try:
+                auth = web.auth_test()
+            except SlackApiError as exc:
+                error = exc.response.get("error", "") if exc.response is not None else ""
+                self._set_state("error", f"auth.test failed: {error or exc.response.status_code}")
+                return
+            except Exception as exc:
+                self._set_state("error", f"cannot reach Slack at {self.settings.slack_api_url}: "
+                                         f"{type(exc).__name__}")
+                return
+            self.identity = BotIdentity(user_id=str(auth.get("user_id", "")), bot_id=str(auth.get("bot_id", "")),
+                                        team_id=str(auth.get("team_id", "")))
+            if self._stopping.is_set():
+                return
+            self._build(web)
+            client = SocketModeClient(app_token=self.settings.slack_app_token, web_client=web,
+                                      ping_interval=self.ping_interval_s, concurrency=self.concurrency,
+                                      auto_reconnect_enabled=True, trace_enabled=False,
+                                      on_open_listeners=[self._on_open], on_message_listeners=[self._on_raw],
+                                      on_close_listeners=[self._on_close], on_error_listeners=[self._on_error])
+            client.message_listeners.append(self._on_frame)
+            with self._lock:
+                self._client = client
+                self._detail = "opening the Socket Mode connection"
+            client.connect()  # never start(): that blocks forever
+            self._watchdog = ConnectionWatchdog(last_alive=self._last_alive, reconnect=self._force_reconnect,
+                                                stale_after_s=self.stale_after_s,
+                                                check_every_s=min(1.0, self.stale_after_s / 4))
+            self._watchdog.start()
+        except SlackApiError as exc:
+            error = exc.response.get("error", "") if exc.response is not None else ""
+            self._set_state("error", f"apps.connections.open failed: {error}")
+        except BaseException as exc:  # the UI must hear about it through status()
+            log.exception("agent start failed")
+            self._set_state("error", f"start failed: {type(exc).__name__}: {exc}")
+
+    def _build(self, web: WebClient) -> None:
+        store = self.runtime.store
+        self._io = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="slackai-agent")
+        self._dedupe = DedupeStore(self.state_path)
+        self.outbox = SlackOutbox(web, post_interval_s=self.post_interval_s, update_interval_s=self.update_interval_s,
+                                  executor=self._io, recorder=store)
+        self.replier = SlackReplier(self.outbox, store, SerialLanes(self._io), dedupe=self._dedupe,
+                                    node_id=self.runtime.pipeline.deps.node_id)
+        self.router = AgentRouter(pipeline=self.runtime.pipeline, settings=self.settings, replier=self.replier,
+                                  outbox=self.outbox, dedupe=self._dedupe, io=self._io, identity=self.identity,
+                                  classify=self._classify, status_text=self.status_text,
+                                  cancel_local=self._cancel_local, on_submit=self._count_job)
+        self.runtime.add_listener(self.replier)
+
+    @staticmethod
+    def _close_all(client: SocketModeClient | None, io: ThreadPoolExecutor | None, dedupe: DedupeStore | None,
+                   outbox: SlackOutbox | None) -> None:
+        if client is not None:
+            client.auto_reconnect_enabled = False
+            client.closed = True
+            # Shut the TCP socket down first: the runner thread otherwise sits up to 10 s in
+            # websocket-client's select() before it notices the close (reference/slack.md 1.9).
+            raw = getattr(getattr(client.current_session, "sock", None), "sock", None)
+            try:
+                client.disconnect()
+            except Exception:
+                log.debug("disconnect failed", exc_info=True)
+            if raw is not None:
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            try:
+                client.close()
+            except Exception:
+                log.warning("closing the Socket Mode client failed", exc_info=True)
+        if outbox is not None:
+            outbox.updates.stop()
+        if io is not None:
+            io.shutdown(wait=True, cancel_futures=False)
+        if dedupe is not None:
+            dedupe.close()
+
+    # ------------------------------------------------------------------ socket callbacks
+    def _on_open(self, ws: Any) -> None:
+        now = time.time()
+        with self._lock:
+            self._opens += 1
+            self._session_opened_at = now
+            self._last_frame_at = now
+            if not self._stopping.is_set():
+                self._state, self._detail = "connected", "Socket Mode connection open"
+                self._connected_since = now
+
+    def _on_close(self, ws: Any) -> None:
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            if self._client is not None and ws is self._client.current_session:
+                self._state, self._detail = "reconnecting", "connection closed; reconnecting"
+                self._connected_since = None
+
+    def _on_error(self, ws: Any, error: Exception) -> None:
+        with self._lock:
+            self._detail = f"connection error: {type(error).__name__}"
+
+    def _on_raw(self, ws: Any, raw: str) -> None:
+        # Runner thread: only a timestamp, everything else happens on the workers.
+        self._last_frame_at = time.time()
+
+    def _on_frame(self, client: Any, message: dict[str, Any], raw: str | None = None) -> None:
+        """Every parsed frame, on slack_sdk's worker pool. Ack first, then route."""
+        envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+        if not isinstance(envelope_id, str) or not envelope_id:
+            if isinstance(message, dict) and message.get("type") == "hello":
+                self._set_state("connected", "Socket Mode connection open")
+            return
+        router = self.router
+        envelope_type = message.get("type")
+        envelope_type = envelope_type if isinstance(envelope_type, str) else ""
+        payload = message.get("payload")
+        ack = None
+        if router is not None and message.get("accepts_response_payload") is True:
+            ack = router.ack_payload(envelope_type, payload)
+        try:
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope_id, payload=ack))
+        except Exception:
+            log.exception("ack failed for envelope %s", envelope_id)
+        with self._lock:
+            self._envelopes += 1
+        if router is not None:
+            router.dispatch(envelope_type, payload, envelope_id)
+
+    # ------------------------------------------------------------------ watchdog
+    def _last_alive(self) -> float:
+        client = self._client
+        if client is None or self._stopping.is_set():
+            return 0.0
+        session = client.current_session
+        pong = float(getattr(session, "last_pong_tm", 0.0) or 0.0)
+        return max(self._last_frame_at, self._session_opened_at, pong)
+
+    def _force_reconnect(self) -> None:
+        client = self._client
+        if client is None or self._stopping.is_set():
+            return
+        self._set_state("reconnecting", "connection silent; reconnecting")
+        try:
+            client.connect_to_new_endpoint(force=True)
+        except Exception as exc:
+            log.warning("forced reconnect failed: %s", exc)
+            with self._lock:
+                self._detail = f"reconnect failed: {type(exc).__name__}; retrying"
+
+    # ------------------------------------------------------------------ helpers for the router
+    def _set_state(self, state: str, detail: str = "") -> None:
+        with self._lock:
+            if state == "connected" and self._connected_since is None:
+                self._connected_since = time.time()
+            self._state, self._detail = state, detail
+
+    def _count_job(self, job: Job) -> None:
+        with self._lock:
+            self._jobs += 1
+
+    def _dispatcher(self) -> Any:
+        # The Runtime builds its dispatcher lazily; asking for it here must not create one
+        # on a node where the UI or serve has not (it would start a heartbeat thread).
+        return getattr(self.runtime, "_dispatcher", None)
+
+    def _cancel_local(self, job_id: str) -> None:
+        dispatcher = self._dispatcher()
+        if dispatcher is not None:
+            dispatcher.request_cancel(job_id)
+
+    def _classify(self, text: str) -> tuple[str, str]:
+        if self._classifier is None:
+            try:
+                from ..providers import build_intent_classifier
+                self._classifier = build_intent_classifier(self.settings, store=self.runtime.store)
+            except Exception:
+                log.warning("no intent classifier; using keywords", exc_info=True)
+                self._classifier = False
+        if self._classifier:
+            try:
+                intent = self._classifier.classify(text)
+                return str(getattr(intent, "kind", "chitchat")), str(getattr(intent, "provider", ""))
+            except Exception:
+                log.warning("intent classification failed; using keywords", exc_info=True)
+        return keyword_intent(text), "keywords"
+
+    def status_text(self) -> str:
+        """`/blender status`: this node, its queue and its connection."""
+        st = self.status()
+        store = self.runtime.store
+        lines = ["*Node status*", f"• node: `{self.runtime.pipeline.deps.node_id}`"]
+        version = blender_version()
+        lines.append(f"• Blender: {version}" if version else "• Blender: not loaded in this process")
+        try:
+            queued = store.count((JobStatus.QUEUED,))
+            running = store.count((JobStatus.CLAIMED, JobStatus.RUNNING, JobStatus.UPLOADING))
+            lines.append(f"• queue: {queued} waiting, {running} in progress (all nodes)")
+        except Exception as exc:
+            lines.append(f"• queue: unavailable ({type(exc).__name__})")
+        dispatcher = self._dispatcher()
+        current = getattr(dispatcher, "current_job_id", "") if dispatcher is not None else ""
+        lines.append(f"• rendering now: `{current}`" if current else "• rendering now: nothing")
+        if dispatcher is not None:
+            lines.append(f"• jobs finished here: {getattr(dispatcher, 'jobs_done', 0)}")
+        uptime = time.time() - (self._started_at or time.time())
+        lines.append(f"• uptime: {bk.fmt_seconds(uptime)}; Slack: {st.state}, {st.envelopes_seen} requests, "
+                     f"{st.reconnects} reconnects")
+        lines.append(f"• Python {sys.version.split()[0]}")
+        return "\n".join(lines)
