@@ -1,0 +1,167 @@
+"""Placement for the offline interpreter: arrangements that never overlap, and a camera that frames them.
+
+Geometry follows the builder's conventions (see `slack_ai_addon/blender/builder.py`): at scale
+1 every primitive is about 1 m across and centred on its origin, the torus is 0.3 m thick,
+the plane has no height, text stands upright (the builder turns it) with 1 m tall characters,
+and the floor is z = 0. Objects rest on the floor at z = half their height.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .scene_spec import Primitive
+
+log = logging.getLogger(__name__)
+
+# Half extents (x, y, z) at scale 1, as the builder makes them.
+HALF_EXTENTS: dict[Primitive, tuple[float, float, float]] = {
+    Primitive.CUBE: (0.5, 0.5, 0.5),
+    Primitive.SPHERE: (0.5, 0.5, 0.5),
+    Primitive.ICO_SPHERE: (0.5, 0.5, 0.5),
+    Primitive.CYLINDER: (0.5, 0.5, 0.5),
+    Primitive.CONE: (0.5, 0.5, 0.5),
+    Primitive.TORUS: (0.5, 0.5, 0.15),
+    Primitive.PLANE: (0.5, 0.5, 0.0),
+    Primitive.MONKEY: (0.69, 0.43, 0.5),
+    Primitive.TEXT: (0.5, 0.06, 0.5),  # x grows with the text length; see half_extents()
+}
+PLANE_LIFT = 0.005  # a plane lying exactly on the floor would z-fight with it
+GAP = 0.4  # metres between neighbours
+SENSOR_MM = 36.0  # Blender's default sensor width; with sensor fit AUTO it spans the longer side
+
+
+class Arrangement(StrEnum):
+    SINGLE = "single"
+    ROW = "row"
+    CIRCLE = "circle"
+    GRID = "grid"
+    STACK = "stack"
+    SCATTER = "scatter"
+
+
+@dataclass
+class Placed:
+    """One object to place: its half extents after scaling; location is filled by `arrange`."""
+
+    half: tuple[float, float, float]
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    rot_z: float = 0.0
+
+    @property
+    def radius_xy(self) -> float:
+        return math.hypot(self.half[0], self.half[1])
+
+
+def half_extents(primitive: Primitive, scale: tuple[float, float, float], text: str | None = None) -> \
+        tuple[float, float, float]:
+    """Half extents of a primitive at `scale` (text: about 0.6 m per character)."""
+    hx, hy, hz = HALF_EXTENTS[primitive]
+    if primitive is Primitive.TEXT:
+        hx = max(0.3, 0.3 * len(text or "text"))
+    return (hx * scale[0], hy * scale[1], hz * scale[2])
+
+
+def _rest_z(p: Placed, base: float = 0.0) -> float:
+    return base + (p.half[2] if p.half[2] > 0 else PLANE_LIFT)
+
+
+def _row(items: list[Placed]) -> None:
+    total = sum(2 * p.half[0] for p in items) + GAP * (len(items) - 1)
+    x = -total / 2
+    for p in items:
+        p.x, p.y = x + p.half[0], 0.0
+        x += 2 * p.half[0] + GAP
+
+
+def _grid(items: list[Placed]) -> None:
+    cols = math.ceil(math.sqrt(len(items)))
+    rows = math.ceil(len(items) / cols)
+    cell = max(2 * max(p.half[0], p.half[1]) for p in items) + GAP
+    for i, p in enumerate(items):
+        r, c = divmod(i, cols)
+        p.x = (c - (cols - 1) / 2) * cell
+        p.y = ((rows - 1) / 2 - r) * cell
+
+
+def _circle(items: list[Placed], center: Placed | None) -> None:
+    n = len(items)
+    if n == 0:
+        return
+    biggest = max(p.radius_xy for p in items)
+    # Neighbours on the circle are a chord 2R sin(pi/n) apart; keep that above two radii + gap.
+    radius = (2 * biggest + GAP) / (2 * math.sin(math.pi / n)) if n > 1 else 0.0
+    if center is not None:
+        center.x = center.y = 0.0
+        radius = max(radius, center.radius_xy + biggest + GAP)
+    for i, p in enumerate(items):
+        angle = 2 * math.pi * i / n - math.pi / 2  # first object in front of the default camera
+        p.x, p.y = radius * math.cos(angle), radius * math.sin(angle)
+
+
+def _scatter(items: list[Placed], seed: int) -> None:
+    rng = random.Random(seed)
+    area = math.sqrt(sum((2 * p.radius_xy + GAP) ** 2 for p in items)) * 1.2 + 1.0
+    placed: list[Placed] = []
+    for p in items:
+        for _ in range(400):
+            x, y = rng.uniform(-area / 2, area / 2), rng.uniform(-area / 2, area / 2)
+            if all(math.hypot(x - q.x, y - q.y) >= p.radius_xy + q.radius_xy + GAP * 0.5 for q in placed):
+                break
+        else:  # crowded: give up on this layout and fall back to a grid, which never overlaps
+            _grid(items)
+            for q in items:
+                q.rot_z = 0.0
+            return
+        p.x, p.y, p.rot_z = x, y, rng.uniform(0.0, 360.0)
+        placed.append(p)
+
+
+def arrange(items: list[Placed], arrangement: Arrangement, *, center: Placed | None = None, seed: int = 0) -> None:
+    """Set x, y, z of `items` (and `center`, placed at the origin) so that nothing overlaps."""
+    if arrangement is Arrangement.STACK:
+        z = 0.0
+        for p in items:
+            p.x = p.y = 0.0
+            p.z = _rest_z(p, z)
+            z = p.z + max(p.half[2], PLANE_LIFT)
+        return
+    if arrangement is Arrangement.SINGLE or len(items) == 1 and center is None:
+        for p in items:
+            p.x = p.y = 0.0
+    elif arrangement is Arrangement.ROW:
+        _row(items)
+    elif arrangement is Arrangement.CIRCLE:
+        _circle(items, center)
+    elif arrangement is Arrangement.SCATTER:
+        _scatter(items, seed)
+    else:
+        _grid(items)
+    for p in [*items, *([center] if center else [])]:
+        p.z = _rest_z(p)
+
+
+def bounds(items: list[Placed]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Axis-aligned box around all items (rotation about Z widens by the xy radius)."""
+    lo = [math.inf] * 3
+    hi = [-math.inf] * 3
+    for p in items:
+        r = p.radius_xy if p.rot_z else max(p.half[0], p.half[1])
+        ext = (r if p.rot_z else p.half[0], r if p.rot_z else p.half[1], p.half[2])
+        for axis, c in enumerate((p.x, p.y, p.z)):
+            lo[axis] = min(lo[axis], c - ext[axis])
+            hi[axis] = max(hi[axis], c + ext[axis])
+    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+
+
+def frame_distance(radius: float, width: int, height: int, lens_mm: float, margin: float = 1.15) -> float:
+    """Orbit distance at which a sphere of `radius` fits the narrower side of the frame."""
+    narrow = SENSOR_MM * min(width, height) / max(width, height)
+    half_fov = math.atan(narrow / 2 / lens_mm)
+    return radius / math.sin(half_fov) * margin
