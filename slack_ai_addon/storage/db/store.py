@@ -346,7 +346,8 @@ class SqlJobStore:
         now = time.time() if now is None else now
         ids: list[str] = []
         with self._tx() as cur:
-            expired = self._rows(self._exec(cur, self.q.expired_leases(), dict({"now": now}, **in_params("live", LIVE))))
+            params = dict({"now": now}, **in_params("live", LIVE))
+            expired = self._rows(self._exec(cur, self.q.expired_leases(), params))
             for row in expired:
                 failed = json.loads(row["failed_nodes"] or "[]")
                 owner = row["lease_owner"] or ""
