@@ -23,7 +23,8 @@ from .structured import extract_json, validate_json
 log = logging.getLogger(__name__)
 
 ANALYSIS_DEADLINE_S = 30.0
-MIXED_SHARE = 0.2  # pos and neg shares both at least this: "mixed"
+MIXED_SHARE = 0.15  # pos and neg shares both at least this ...
+MIXED_BALANCE = 0.5  # ... and the smaller at least half the larger: "mixed"
 CACHE_SIZE = 256
 
 Sentiment = Literal["positive", "negative", "neutral", "mixed"]
@@ -73,7 +74,8 @@ def offline_sentiment(text: str) -> dict[str, Any]:
             _vader = SentimentIntensityAnalyzer()
     scores = _vader.polarity_scores(text)
     compound = float(scores["compound"])
-    if scores["pos"] >= MIXED_SHARE and scores["neg"] >= MIXED_SHARE:
+    pos, neg = float(scores["pos"]), float(scores["neg"])
+    if min(pos, neg) >= MIXED_SHARE and min(pos, neg) >= MIXED_BALANCE * max(pos, neg):
         sentiment = "mixed"
     elif compound >= 0.05:
         sentiment = "positive"
