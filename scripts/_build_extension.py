@@ -5,7 +5,7 @@ Called by `scripts/build_extension`. Steps:
 1. download the wheel closure of `[project].dependencies` (pyproject.toml) per platform with
    `pip download --only-binary=:all: --python-version 3.11` into a cache folder;
 2. stage a copy of the add-on: the package, `headless_runner/` inside it (so farm nodes can
-   run `--command slack-ai` from an installed extension), the wheels, and a copy of the
+   run `--command slack_ai` from an installed extension), the wheels, and a copy of the
    repository's blender_manifest.toml with `wheels = [...]` and `platforms` filled in;
 3. build with Blender's own builder (`blender --command extension build --split-platforms`
    when a 4.2+ blender is on PATH, else the `blender_ext.py` shipped inside the bpy wheel).

@@ -1,4 +1,4 @@
-"""`blender -b --addons <module> --command slack-ai serve|render "PROMPT"|...` (Blender 4.2+).
+"""`blender -b --addons <module> --command slack_ai serve|render "PROMPT"|...` (Blender 4.2+).
 
 Timers never fire in background mode, so a farm node needs its own blocking loop on the
 main thread: this command hands its arguments to `headless_runner.cli.main`, the same
@@ -21,7 +21,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-COMMAND_NAME = "slack-ai"
+# Blender requires an identifier here ("slack-ai" raises "The command id is not a valid identifier").
+COMMAND_NAME = "slack_ai"
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # slack_ai_addon, or bl_ext.<repo>.slack_ai_addon
 PUBLIC_NAME = "slack_ai_addon"
 
@@ -97,7 +98,7 @@ def run_cli(argv: Sequence[str]) -> int:
     ensure_headless_runner_importable()
     if not getattr(bpy.app, "online_access", True):
         # The runner's adapters check nothing themselves; say it once, loudly, here.
-        print("slack-ai: online access is off; Slack and cloud services will be refused. "
+        print("slack_ai: online access is off; Slack and cloud services will be refused. "
               "Start Blender with --online-mode to allow them.", file=sys.stderr)
     from headless_runner import cli
 
