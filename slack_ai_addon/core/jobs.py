@@ -44,7 +44,9 @@ class JobStatus(str, Enum):
 # a node failure that still leaves attempts).
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.FAILED}),
-    JobStatus.CLAIMED: frozenset({JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    # CLAIMED -> DONE: an analysis job has no render step (prepare, then finish).
+    JobStatus.CLAIMED: frozenset({JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED,
+                                  JobStatus.DONE}),
     JobStatus.RUNNING: frozenset({JobStatus.UPLOADING, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED,
                                   JobStatus.DONE}),
     JobStatus.UPLOADING: frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.CANCELLED}),
