@@ -1,0 +1,214 @@
+"""The JobStore/ActivityRecorder contract, checked against the SQLite backend here and against
+a live SQL Server in tests/e2e/test_mssql_live.py (which loads the CHECKS from this file)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from slack_ai_addon.core.jobs import (
+    MAX_REQUEST_CHARS,
+    ActivityRecorder,
+    InvalidTransition,
+    Job,
+    JobKind,
+    JobOutput,
+    JobStatus,
+    JobStore,
+    Requester,
+)
+from slack_ai_addon.storage.db import open_sql_store
+
+
+def _job(text: str = "a red cube", created: float | None = None, **kw) -> Job:
+    job = Job(kind=kw.pop("kind", JobKind.RENDER), request_text=text, **kw)
+    if created is not None:
+        job.created_at = created
+    return job
+
+
+def check_protocols_and_roundtrip(store) -> None:
+    assert isinstance(store, JobStore) and isinstance(store, ActivityRecorder)
+    job = _job(requester=Requester(team_id="T1", channel_id="C1", user_id="U1", user_name="ann",
+                                   thread_ts="1.2", source="slack"),
+               spec={"objects": [{"shape": "cube"}]}, options={"engine": "workbench"})
+    job.outputs.append(JobOutput("image", "/tmp/x.png", "image/png", 12, "k", "u", "F1"))
+    added = store.add(job)
+    added.request_text = "mutated"  # copies out: the store is not affected
+    got = store.get(job.id)
+    assert got is not None and got.to_dict() == job.to_dict()
+    with pytest.raises(ValueError):
+        store.add(job)
+    assert store.get("nope") is None
+
+
+def check_save_transitions(store) -> None:
+    job = store.add(_job())
+    with pytest.raises(KeyError):
+        store.save(_job())
+    job.status = JobStatus.DONE  # queued -> done is not allowed
+    with pytest.raises(InvalidTransition):
+        store.save(job)
+    claimed = store.claim(job.id, "n1", 30)
+    claimed.status = JobStatus.RUNNING
+    claimed.timings = {"render_s": 1.25}
+    claimed.result = {"provider": "offline"}
+    store.save(claimed)
+    got = store.get(job.id)
+    assert got.status is JobStatus.RUNNING and got.timings == {"render_s": 1.25} and got.result == claimed.result
+    got.status = JobStatus.DONE
+    store.save(got)
+    got.status = JobStatus.RUNNING  # final states are final
+    with pytest.raises(InvalidTransition):
+        store.save(got)
+
+
+def check_claim_order_kinds_and_leases(store) -> None:
+    now = time.time()
+    a = store.add(_job("first", created=now - 30))
+    b = store.add(_job("second", created=now - 20, kind=JobKind.ANALYZE))
+    c = store.add(_job("third", created=now - 10))
+    first = store.claim_next("n1", 60)
+    assert first.id == a.id and first.status is JobStatus.CLAIMED and first.attempts == 1
+    assert first.lease_owner == "n1" and first.lease_expires_at > now + 50
+    assert store.claim_next("n1", 60, (JobKind.ANALYZE,)).id == b.id
+    assert store.claim(c.id, "n2", 60).id == c.id
+    assert store.claim(c.id, "n3", 60) is None  # already taken
+    assert store.claim_next("n1", 60) is None
+    assert store.renew_lease(a.id, "n1", 60) is True
+    assert store.renew_lease(a.id, "n2", 60) is False  # not ours
+    assert store.count((JobStatus.CLAIMED,)) == 3
+
+
+def check_requeue_and_three_node_rule(store) -> None:
+    job = store.add(_job())
+    for i, node in enumerate(["n1", "n2", "n3"]):
+        claimed = store.claim_next(node, 0.0)
+        assert claimed is not None and claimed.id == job.id and claimed.attempts == i + 1
+        assert store.claim_next("n1", 60) is None or i == 0  # n1 never takes a job that failed on it
+        ids = store.requeue_expired(time.time() + 1)
+        assert ids == [job.id]
+    final = store.get(job.id)
+    assert final.status is JobStatus.FAILED and final.failed_nodes == ["n1", "n2", "n3"]
+    assert "3 nodes" in final.error
+    assert store.requeue_expired(time.time() + 1) == []
+
+
+def check_failed_node_is_skipped(store) -> None:
+    job = store.add(_job())
+    store.claim_next("n1", 0.0)
+    store.requeue_expired(time.time() + 1)
+    assert store.claim_next("n1", 60) is None  # failed here once: let another node try
+    assert store.claim_next("n2", 60).id == job.id
+
+
+def check_cancel(store) -> None:
+    queued = store.add(_job())
+    cancelled = store.request_cancel(queued.id)
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.error
+    running = store.add(_job())
+    job = store.claim(running.id, "n1", 60)
+    job.status = JobStatus.RUNNING
+    store.save(job)
+    flagged = store.request_cancel(running.id)
+    assert flagged.status is JobStatus.RUNNING and flagged.cancel_requested
+    assert store.renew_lease(running.id, "n1", 60) is False  # the heartbeat hears the cancel
+    job.timings["render_s"] = 2.0  # a stale copy saved by the worker does not clear the request
+    store.save(job)
+    assert store.get(running.id).cancel_requested
+    assert store.request_cancel("missing") is None
+
+
+def check_list_and_count(store) -> None:
+    now = time.time()
+    ids = [store.add(_job(f"job {i}", created=now + i, requester=Requester(user_id="U1" if i % 2 else "U2"))).id
+           for i in range(5)]
+    assert [j.id for j in store.list_jobs(limit=3)] == ids[::-1][:3]
+    assert [j.id for j in store.list_jobs(user_id="U1")] == [ids[3], ids[1]]
+    store.claim(ids[0], "n", 60)
+    assert [j.id for j in store.list_jobs(statuses=(JobStatus.CLAIMED,))] == [ids[0]]
+    assert store.count((JobStatus.QUEUED,)) == 4 and store.count((JobStatus.QUEUED, JobStatus.CLAIMED)) == 5
+    assert store.count(()) == 0
+
+
+def check_hostile_text_is_data(store) -> None:
+    evil = "'; DROP TABLE jobs; --"
+    bobby = "Robert'); DROP TABLE messages; --"
+    job = store.add(_job(evil, requester=Requester(user_id="U'1", user_name=bobby, channel_id="C%_[x]")))
+    store.record_message(correlation_id=job.correlation_id, direction="in", text=evil, user_id=bobby, job_id=job.id)
+    store.record_audit(actor=bobby, action="cancel", target=job.id, detail=evil, allowed=False)
+    got = store.get(job.id)
+    assert got.request_text == evil and got.requester.user_name == bobby and got.requester.channel_id == "C%_[x]"
+    assert [j.id for j in store.list_jobs(user_id="U'1")] == [job.id]
+    assert store.count((JobStatus.QUEUED,)) >= 1  # the table is still there
+
+
+def check_huge_prompt_truncated(store) -> None:
+    job = store.add(_job("x" * (MAX_REQUEST_CHARS * 3)))
+    got = store.get(job.id)
+    assert len(got.request_text) == MAX_REQUEST_CHARS
+    assert any("only the first" in w for w in got.warnings)
+
+
+def check_analytics(store) -> None:
+    from slack_ai_addon.storage.stats import build_stats
+
+    now = time.time()
+    for i, (user, status, secs) in enumerate([("U1", JobStatus.DONE, 1.0), ("U1", JobStatus.DONE, 3.0),
+                                              ("U2", JobStatus.FAILED, 0.0)]):
+        job = store.add(_job(created=now - i, requester=Requester(user_id=user, user_name=user.lower(),
+                                                                  channel_id="C1")))
+        job = store.claim(job.id, "n", 60)
+        job.status = JobStatus.RUNNING
+        store.save(job)
+        job.status = status
+        job.timings = {"render_s": secs} if secs else {}
+        store.save(job)
+    store.record_llm_call(correlation_id="c", provider="openai", requested_model="gpt-4o-mini",
+                          actual_model="gpt-4o-mini", task="interpret", latency_ms=120.0, prompt_tokens=100,
+                          completion_tokens=20, cost_usd=0.0015)
+    store.record_llm_call(correlation_id="c", provider="routellm", requested_model="route-llm",
+                          actual_model="x", task="interpret", latency_ms=50.0, error_class="Timeout")
+    stats = build_stats(store, 1, now=now + 1)
+    assert stats["jobs"] == 3 and stats["by_status"] == {"done": 2, "failed": 1}
+    assert stats["success_rate"] == pytest.approx(2 / 3, abs=1e-3)
+    assert stats["render_s"]["p50"] == pytest.approx(2.0) and stats["render_s"]["count"] == 2
+    assert stats["top_users"][0] == {"user_id": "U1", "user_name": "u1", "jobs": 2, "render_s": 4.0}
+    assert stats["top_channels"][0]["jobs"] == 3
+    assert stats["llm"]["calls"] == 2 and stats["llm"]["cost_usd"] == pytest.approx(0.0015)
+    assert stats["llm"]["errors"] == 1
+    assert sum(d["jobs"] for d in stats["per_day"]) == 3
+
+
+CHECKS = [check_protocols_and_roundtrip, check_save_transitions, check_claim_order_kinds_and_leases,
+          check_requeue_and_three_node_rule, check_failed_node_is_skipped, check_cancel, check_list_and_count,
+          check_hostile_text_is_data, check_huge_prompt_truncated, check_analytics]
+
+
+@pytest.fixture()
+def sqlite_store(tmp_path: Path):
+    store = open_sql_store(f"sqlite:///{tmp_path / 'sub' / 'jobs.db'}", outbox_path=tmp_path / "outbox.jsonl")
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
+def test_sqlite_contract(sqlite_store, check) -> None:
+    check(sqlite_store)
+
+
+def test_sqlite_is_wal(sqlite_store, tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "sub" / "jobs.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_in_memory_store_gives_the_same_stats() -> None:
+    """build_stats also accepts the in-memory store (the agent's tests use it)."""
+    from slack_ai_addon.core.jobs import InMemoryJobStore
+
+    check_analytics(InMemoryJobStore())

@@ -1,0 +1,214 @@
+"""SQLite backend: migrations, multi-process claims, outage buffering through the outbox."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
+from slack_ai_addon.storage.db import LATEST_VERSION, MIGRATIONS, open_sql_store
+
+
+def _open(tmp_path: Path, **kw):
+    return open_sql_store(f"sqlite:///{tmp_path / 'jobs.db'}", outbox_path=tmp_path / "outbox.jsonl", **kw)
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def test_migrations_from_empty_are_recorded_and_idempotent(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    assert store.schema_version() == LATEST_VERSION
+    assert {"jobs", "messages", "llm_calls", "audit_log", "schema_version"} <= _tables(tmp_path / "jobs.db")
+    assert store.migrate() == []  # a second start applies nothing
+    store.close()
+    again = _open(tmp_path)
+    assert again.migrate() == []
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == \
+        [m.version for m in MIGRATIONS]
+    conn.close()
+    again.close()
+
+
+@pytest.mark.parametrize("old_version", [m.version for m in MIGRATIONS[:-1]])
+def test_migrations_from_each_older_version_keep_data(tmp_path: Path, old_version: int) -> None:
+    old = _open(tmp_path, migrate=False)
+    assert old.migrate(target=old_version) == list(range(1, old_version + 1))
+    # Write a job with the old schema's columns only, as an old release would have.
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    conn.execute("INSERT INTO jobs (id, kind, status, request_text, attempts, failed_nodes, lease_expires_at, "
+                 "cancel_requested, created_at, updated_at, team_id, channel_id, user_id, user_name, thread_ts, "
+                 "response_url, source, parent_job_id, lease_owner, error, slack_ts, correlation_id) "
+                 "VALUES ('old-1', 'render', 'queued', 'a cube', 0, '[]', 0, 0, 1, 1, '', '', 'U1', '', '', '', "
+                 "'cli', '', '', '', '', 'c')")
+    conn.commit()
+    conn.close()
+    old.close()
+    new = _open(tmp_path)
+    assert new.schema_version() == LATEST_VERSION
+    job = new.get("old-1")
+    assert job is not None and job.request_text == "a cube" and job.spec is None and job.options == {}
+    assert new.claim_next("n1", 60).id == "old-1"
+    new.close()
+
+
+def _migrate_worker(url: str, outbox: str, q: mp.Queue) -> None:
+    from slack_ai_addon.storage.db import open_sql_store as open_store
+
+    store = open_store(url, outbox_path=Path(outbox))
+    q.put(store.schema_version())
+    store.close()
+
+
+def test_two_nodes_starting_at_once_migrate_once(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    procs = [ctx.Process(target=_migrate_worker, args=(url, str(tmp_path / f"o{i}.jsonl"), q)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [q.get(timeout=5), q.get(timeout=5)] == [LATEST_VERSION, LATEST_VERSION]
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+def _claim_worker(url: str, outbox: str, node: str, q: mp.Queue) -> None:
+    from slack_ai_addon.storage.db import open_sql_store as open_store
+
+    store = open_store(url, outbox_path=Path(outbox))
+    got = []
+    while (job := store.claim_next(node, 60)) is not None:
+        got.append(job.id)
+    store.close()
+    q.put((node, got))
+
+
+def test_concurrent_claims_from_four_processes_never_share_a_job(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    ids = {store.add(Job(kind=JobKind.RENDER, request_text=f"job {i}")).id for i in range(120)}
+    store.close()
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    procs = [ctx.Process(target=_claim_worker, args=(url, str(tmp_path / f"o{i}.jsonl"), f"node{i}", q))
+             for i in range(4)]
+    for p in procs:
+        p.start()
+    results = dict(q.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(30)
+    claimed = [job_id for got in results.values() for job_id in got]
+    assert len(claimed) == len(set(claimed)), "a job was handed to two nodes"
+    assert set(claimed) == ids
+    check = _open(tmp_path)
+    assert check.count((JobStatus.CLAIMED,)) == 120
+    owners = {j.id: j.lease_owner for j in check.list_jobs(limit=200)}
+    for node, got in results.items():
+        assert all(owners[j] == node for j in got)
+    check.close()
+
+
+def _down() -> None:
+    raise sqlite3.OperationalError("disk I/O error (injected)")
+
+
+def test_outage_buffers_saves_and_records_then_replays_exactly_once(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    job = store.add(Job(kind=JobKind.RENDER, request_text="a cube"))
+    job = store.claim(job.id, "n1", 60)
+
+    store.fault_hook = _down  # the database goes away while the job is in flight
+    job.status = JobStatus.RUNNING
+    store.save(job)  # no exception: buffered
+    store.record_message(correlation_id=job.correlation_id, direction="in", text="first", job_id=job.id)
+    store.record_llm_call(correlation_id=job.correlation_id, provider="offline", requested_model="",
+                          actual_model="", task="interpret", latency_ms=1.0, job_id=job.id)
+    assert store.renew_lease(job.id, "n1", 60) is True  # keep going rather than self-cancel
+    assert store.get(job.id).status is JobStatus.RUNNING  # answered from the outbox
+    job.status = JobStatus.DONE
+    job.timings = {"render_s": 0.5}
+    store.save(job)
+    store.record_message(correlation_id=job.correlation_id, direction="out", text="second", job_id=job.id)
+    assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 5
+
+    # Back up, but the replay is interrupted after two records (a second outage).
+    calls = {"n": 0}
+
+    def flaky() -> None:
+        calls["n"] += 1
+        if calls["n"] > 2:
+            _down()
+
+    store.fault_hook = flaky
+    from slack_ai_addon.storage.db import DatabaseUnavailable
+
+    with pytest.raises(DatabaseUnavailable):
+        store.flush_outbox()
+    assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 3
+
+    store.fault_hook = None
+    store.record_audit(actor="U1", action="status")  # the next write replays what is left first
+    assert (tmp_path / "outbox.jsonl").read_text() == ""
+    assert store.flush_outbox() == 0
+
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    bodies = [r[0] for r in conn.execute("SELECT body FROM messages ORDER BY id")]
+    assert bodies == ["first", "second"]  # in order, once each
+    assert conn.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 1
+    conn.close()
+    final = store.get(job.id)
+    assert final.status is JobStatus.DONE and final.timings == {"render_s": 0.5}
+    store.close()
+
+
+def test_replaying_the_same_outbox_twice_writes_nothing_new(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    store.fault_hook = _down
+    store.record_message(correlation_id="c", direction="in", text="hello")
+    saved = (tmp_path / "outbox.jsonl").read_text()
+    store.fault_hook = None
+    assert store.flush_outbox() == 1
+    (tmp_path / "outbox.jsonl").write_text(saved)  # e.g. a crash before the file was truncated
+    assert store.flush_outbox() == 1
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
+    conn.close()
+    store.close()
+
+
+def test_stale_buffered_save_is_dropped_and_audited(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="x")).id, "n1", 0.0)
+    store.fault_hook = _down
+    job.status = JobStatus.RUNNING
+    store.save(job)
+    store.fault_hook = None
+    assert store.requeue_expired(time.time() + 1) == [job.id]  # another node's sweep got there first
+    assert store.flush_outbox() == 1  # queued -> running is not a valid move: the stale save loses
+    assert store.get(job.id).status is JobStatus.QUEUED
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert conn.execute("SELECT action, target FROM audit_log").fetchall() == [("stale_save_dropped", job.id)]
+    conn.close()
+    store.close()
+
+
+def test_unknown_database_url_is_a_clear_error(tmp_path: Path) -> None:
+    from slack_ai_addon.storage.db import DatabaseUrlError
+    from slack_ai_addon.storage.db import open_sql_store as open_store
+
+    with pytest.raises(DatabaseUrlError):
+        open_store("postgres://x/y")
