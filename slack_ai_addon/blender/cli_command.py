@@ -106,6 +106,11 @@ def run_cli(argv: Sequence[str]) -> int:
         return int(cli.main(list(argv)))
     except SystemExit as exc:  # argparse exits; Blender expects a return code
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except Exception:
+        # Blender would print the traceback and still exit 0 on some versions; a farm
+        # manager needs the failure in the exit code.
+        log.exception("slack_ai command failed")
+        return 1
 
 
 def register() -> None:
