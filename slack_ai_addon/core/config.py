@@ -33,6 +33,7 @@ ENV_VARS: dict[str, str] = {
     "S3_SECRET_KEY": "s3_secret_key",
     "S3_BUCKET_NAME": "s3_bucket_name",
     "S3_REGION": "s3_region",
+    "S3_URL_LIFETIME_S": "s3_url_lifetime_s",
     "DATABASE_URL": "database_url",
     "SLACK_AI_OUTPUT_DIR": "output_dir",
     "SLACK_AI_NODE_ID": "node_id",
@@ -73,6 +74,7 @@ class Settings:
     s3_secret_key: str = field(default="", repr=False)
     s3_bucket_name: str = ""
     s3_region: str = "us-east-1"
+    s3_url_lifetime_s: float = 604800.0  # presigned links posted to Slack (SigV4 max: 7 days)
     database_url: str = ""  # empty: SQLite file in the user data folder
     output_dir: str = ""  # empty: ./out for the CLI, user data folder in Blender
     node_id: str = ""  # empty: hostname-pid
