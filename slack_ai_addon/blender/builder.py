@@ -67,6 +67,28 @@ class BuiltScene:
         """The scene's actual name (Blender may have suffixed the requested one)."""
         return str(self.scene.name)
 
+    def set_frame(self, frame: int) -> None:
+        """Go to `frame`, writing animated values into our objects explicitly.
+
+        `scene.frame_set` only flushes animation to the original data for the context's
+        scene; on a scene of our own (5.0) the objects would keep their last keyed values and
+        every frame would render the same. Evaluating our own F-curves is version-proof.
+        """
+        self.scene.frame_set(frame)
+        for idblock in self.ids:
+            anim = getattr(idblock, "animation_data", None)
+            if not isinstance(idblock, bpy.types.Object) or anim is None or anim.action is None:
+                continue
+            for fc in compat.fcurves_of(anim.action):
+                value = fc.evaluate(frame)
+                target = getattr(idblock, fc.data_path, None)
+                if target is None:
+                    continue
+                try:
+                    target[fc.array_index] = value
+                except TypeError:  # a scalar property
+                    setattr(idblock, fc.data_path, value)
+
     def cleanup(self) -> None:
         """Remove every data-block this job created. Safe to call twice."""
         if self._cleaned:
@@ -350,9 +372,9 @@ def _rig_lights(rig: LightRig) -> list[LightSpec]:
                          energy=energy, color=color, size=size)
 
     if rig is LightRig.STUDIO:  # key, fill, rim
-        return [L(LightType.AREA, (4, -4, 6), 800, size=3),
-                L(LightType.AREA, (-5, -3, 3), 250, "#dfe8ff", size=4),
-                L(LightType.AREA, (0, 5, 5), 400, size=2)]
+        return [L(LightType.AREA, (4, -4, 6), 500, size=3),
+                L(LightType.AREA, (-5, -3, 3), 150, "#dfe8ff", size=4),
+                L(LightType.AREA, (0, 5, 5), 250, size=2)]
     if rig is LightRig.SUNSET:  # low warm sun, cool sky fill
         return [L(LightType.SUN, (-6, 3, 1.5), 4.0, "#ff9a4d", size=2),
                 L(LightType.AREA, (4, -4, 6), 150, "#8fa6d8", size=6)]
@@ -360,8 +382,8 @@ def _rig_lights(rig: LightRig) -> list[LightSpec]:
         return [L(LightType.SUN, (3, 4, 8), 0.4, "#9db4ff", size=1),
                 L(LightType.POINT, (-2, -2, 2.5), 150, "#ffb46b", size=0.3)]
     if rig is LightRig.SOFT:  # one big overhead area plus a soft fill
-        return [L(LightType.AREA, (0, 0, 7), 1200, size=10),
-                L(LightType.AREA, (-4, -6, 3), 200, size=6)]
+        return [L(LightType.AREA, (0, 0, 7), 500, size=10),
+                L(LightType.AREA, (-4, -6, 3), 100, size=6)]
     return []
 
 
@@ -407,19 +429,28 @@ def build_camera(spec: SceneSpec, built: BuiltScene) -> Any:
     _link(built, obj)
     built.scene.camera = obj
     if spec.animation.kind is AnimationKind.TURNTABLE:
-        # The camera rides on a pivot at the look-at point; turning the pivot orbits it.
-        pivot = _link(built, built.track(bpy.data.objects.new("camera pivot", None)))
-        pivot.location = target
-        obj.parent = pivot
-        obj.location = position - target
-        obj.rotation_euler = _look_rotation(position - target, Vector())
+        # One key per frame on the camera itself (no pivot parent: a parent's motion was
+        # not picked up when rendering a scene that is not the window's, and explicit keys
+        # keep `BuiltScene.set_frame` exact). Frame n stops one step short of a full turn
+        # so the loop is seamless.
+        offset = position - target
+        radius = math.hypot(offset.x, offset.y)
+        start_az = math.atan2(offset.y, offset.x)
         n = spec.animation.frames
-        pivot.rotation_euler = (0.0, 0.0, 0.0)
-        pivot.keyframe_insert("rotation_euler", index=2, frame=1)
-        # Key at n + 1 so frame n is one step short of a full turn: the loop is seamless.
-        pivot.rotation_euler = (0.0, 0.0, 2 * math.pi)
-        pivot.keyframe_insert("rotation_euler", index=2, frame=n + 1)
-        _finish_animation(pivot, built)
+        euler = None
+        for frame in range(1, n + 1):
+            az = start_az + 2 * math.pi * (frame - 1) / n
+            pos = target + Vector((radius * math.cos(az), radius * math.sin(az), offset.z))
+            obj.location = pos
+            rot = _look_rotation(pos, target)
+            if euler is not None:
+                rot.make_compatible(euler)  # no 360-degree flips between keys
+            euler = rot
+            obj.rotation_euler = rot
+            obj.keyframe_insert("location", frame=frame)
+            obj.keyframe_insert("rotation_euler", frame=frame)
+        _finish_animation(obj, built)
+        built.set_frame(1)
     else:
         obj.location = position
         obj.rotation_euler = _look_rotation(position, target)

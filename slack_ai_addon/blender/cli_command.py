@@ -91,10 +91,67 @@ def ensure_headless_runner_importable() -> None:
         sys.path.append(str(repo))
 
 
+def run_worker(argv: Sequence[str]) -> int:
+    """`worker`: drain the shared job table with no Slack intake, until SIGINT/SIGTERM.
+
+    A farm node that only renders: jobs arrive in the database from the nodes that talk to
+    Slack. `--idle-exit S` stops after S seconds with nothing to do (tests, batch nodes).
+    """
+    import argparse
+    import signal
+    import threading
+    import time
+
+    from ..core.config import ConfigError, load_settings
+    from ..runtime import build_runtime
+    from . import headless
+
+    parser = argparse.ArgumentParser(prog="slack_ai worker", description=run_worker.__doc__.split("\n")[0])
+    parser.add_argument("--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
+    parser.add_argument("--budget", type=float, default=0.5, help="seconds per drain (default 0.5)")
+    args = parser.parse_args(list(argv))
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    headless.prepare_module_mode()
+    runtime = build_runtime(settings, cli=True)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    dispatcher = runtime.dispatcher()
+    log.info("worker %s draining %s", settings.resolved_node_id(), settings.resolved_database_url().split(":")[0])
+    idle_since = time.monotonic()
+    done = 0
+    try:
+        while not stop.is_set():
+            # Timers never fire in background mode: this loop is the driver here.
+            done += dispatcher.drain(args.budget)
+            if not dispatcher.idle():
+                idle_since = time.monotonic()
+            elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
+                break
+            stop.wait(0.2)
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed from C (Blender's own); cannot be restored from Python
+                signal.signal(sig, handler)
+        runtime.close()
+    print(f"worker: {done} job(s) rendered or finished", file=sys.stderr)
+    return 0
+
+
 def run_cli(argv: Sequence[str]) -> int:
-    """The command handler: `headless_runner.cli.main(argv)`, with online access honoured."""
+    """The command handler: `headless_runner.cli.main(argv)`, with online access honoured.
+
+    `worker` is handled here (render-only farm node); everything else is the runner's.
+    """
     import bpy
 
+    argv = list(argv)
+    if argv[:1] == ["worker"]:
+        logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return run_worker(argv[1:])
     ensure_headless_runner_importable()
     if not getattr(bpy.app, "online_access", True):
         # The runner's adapters check nothing themselves; say it once, loudly, here.

@@ -99,7 +99,10 @@ def ensure_node_tree(idblock: Any) -> Any:
     5.0 always gives materials a node tree and deprecates `use_nodes` (warning on every set);
     worlds still need it there, and 3.4 needs it for both.
     """
-    if getattr(idblock, "node_tree", None) is None or not getattr(idblock, "use_nodes", True):
+    tree = getattr(idblock, "node_tree", None)
+    if tree is not None and VERSION >= (5, 0, 0):  # always node-based; use_nodes only warns
+        return tree
+    if tree is None or not idblock.use_nodes:
         idblock.use_nodes = True
     return idblock.node_tree
 

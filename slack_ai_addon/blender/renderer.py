@@ -26,6 +26,7 @@ from ..core.pipeline import ProgressFn, RenderProgress, RenderResult, StopFn
 from ..core.scene_spec import Engine, OutputFormat, SceneSpec
 from . import compat
 from .builder import BuiltScene, build_scene
+from .headless import stdout_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,20 @@ def configure_render(scene: Any, spec: SceneSpec) -> None:
         compat.configure_workbench(scene)
 
 
-def _render_still(scene_name: str, scene: Any, path: Path) -> None:
+def run_render_operator(scene: Any, **kwargs: Any) -> set[str]:
+    """`bpy.ops.render.render` on `scene` without making it the window's active scene.
+
+    A context override rather than the operator's `scene=` argument: with the argument,
+    5.0 renders the scene at frame 1 whatever its current frame is (and resets it), so every
+    frame of an animation came out the same.
+    """
+    with stdout_to_stderr(), bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
+        return set(bpy.ops.render.render(**kwargs))
+
+
+def _render_still(scene: Any, path: Path) -> None:
     scene.render.filepath = str(path)
-    # The `scene` argument renders our scene without making it the window's active scene.
-    result = bpy.ops.render.render(write_still=True, scene=scene_name)
+    result = run_render_operator(scene, write_still=True)
     if "FINISHED" not in result or not path.exists():
         raise RuntimeError(f"Blender did not write {path.name} (render returned {sorted(result)})")
 
@@ -125,10 +136,10 @@ class BlenderSceneRenderer:
                 try:
                     for i in range(1, built.frames + 1):
                         check_stop()
-                        built.scene.frame_set(i)
+                        built.set_frame(i)
                         path = frame_dir / f"frame_{i:04d}.png"
                         compat.set_still_format(built.scene, "PNG")
-                        _render_still(built.scene_name, built.scene, path)
+                        _render_still(built.scene, path)
                         frame_paths.append(path)
                         frames_done = i
                         progress(RenderProgress("rendering", i, built.frames, time.perf_counter() - start))
@@ -152,7 +163,7 @@ class BlenderSceneRenderer:
                     jpeg = spec.output.format is OutputFormat.JPEG
                     compat.set_still_format(built.scene, "JPEG" if jpeg else "PNG", self.jpeg_quality)
                     path = out_dir / ("image.jpg" if jpeg else "image.png")
-                    _render_still(built.scene_name, built.scene, path)
+                    _render_still(built.scene, path)
                     frames_done = 1
                     timings["render_s"] = time.perf_counter() - t
                     progress(RenderProgress("rendering", 1, 1, time.perf_counter() - start))
@@ -238,7 +249,7 @@ def encode_mp4(frames: list[Path], path: Path, *, fps: int, job_id: str) -> Path
             strip.elements.append(f.name)
         compat.set_video_format(scene)
         scene.render.filepath = str(path)
-        result = bpy.ops.render.render(animation=True, scene=scene.name)
+        result = run_render_operator(scene, animation=True)
         if "FINISHED" not in result:
             raise RuntimeError(f"MP4 encoding did not finish ({sorted(result)})")
     finally:
