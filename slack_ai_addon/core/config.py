@@ -33,7 +33,6 @@ ENV_VARS: dict[str, str] = {
     "S3_SECRET_KEY": "s3_secret_key",
     "S3_BUCKET_NAME": "s3_bucket_name",
     "S3_REGION": "s3_region",
-    "S3_URL_LIFETIME_S": "s3_url_lifetime_s",
     "DATABASE_URL": "database_url",
     "SLACK_AI_OUTPUT_DIR": "output_dir",
     "SLACK_AI_NODE_ID": "node_id",
