@@ -147,21 +147,43 @@ def arrange(items: list[Placed], arrangement: Arrangement, *, center: Placed | N
         p.z = _rest_z(p)
 
 
-def bounds(items: list[Placed]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """Axis-aligned box around all items (rotation about Z widens by the xy radius)."""
+def bounds(items: list[Placed], *, spinning: bool = False) -> \
+        tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Axis-aligned box around all items (a rotation about Z widens each to its xy radius)."""
     lo = [math.inf] * 3
     hi = [-math.inf] * 3
     for p in items:
-        r = p.radius_xy if p.rot_z else max(p.half[0], p.half[1])
-        ext = (r if p.rot_z else p.half[0], r if p.rot_z else p.half[1], p.half[2])
+        turned = spinning or bool(p.rot_z)
+        r = p.radius_xy
+        ext = (r if turned else p.half[0], r if turned else p.half[1], p.half[2])
         for axis, c in enumerate((p.x, p.y, p.z)):
             lo[axis] = min(lo[axis], c - ext[axis])
             hi[axis] = max(hi[axis], c + ext[axis])
     return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
 
 
-def frame_distance(radius: float, width: int, height: int, lens_mm: float, margin: float = 1.15) -> float:
-    """Orbit distance at which a sphere of `radius` fits the narrower side of the frame."""
-    narrow = SENSOR_MM * min(width, height) / max(width, height)
-    half_fov = math.atan(narrow / 2 / lens_mm)
-    return radius / math.sin(half_fov) * margin
+def fit_distance(lo: tuple[float, float, float], hi: tuple[float, float, float],
+                 look_at: tuple[float, float, float], *, elevation_deg: float, azimuths_deg: list[float],
+                 width: int, height: int, lens_mm: float, margin: float = 1.12) -> float:
+    """Smallest orbit distance at which every corner of the box lo..hi is inside the frame,
+    for each of the given camera azimuths (several for a turntable)."""
+    # Sensor fit AUTO: the 36 mm sensor spans the longer side of the image.
+    tan_long = SENSOR_MM / 2 / lens_mm
+    tan_h = tan_long if width >= height else tan_long * width / height
+    tan_v = tan_long if height >= width else tan_long * height / width
+    el = math.radians(elevation_deg)
+    corners = [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    need = 0.0
+    for az_deg in azimuths_deg:
+        az = math.radians(az_deg)
+        # Unit vector from the target to the camera, and the camera's right and up axes.
+        back = (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+        right = (-math.sin(az), math.cos(az), 0.0)
+        up = (-math.sin(el) * math.cos(az), -math.sin(el) * math.sin(az), math.cos(el))
+        for c in corners:
+            p = (c[0] - look_at[0], c[1] - look_at[1], c[2] - look_at[2])
+            toward = sum(a * b for a, b in zip(p, back, strict=True))
+            lateral = abs(sum(a * b for a, b in zip(p, right, strict=True)))
+            vertical = abs(sum(a * b for a, b in zip(p, up, strict=True)))
+            need = max(need, toward + lateral / tan_h, toward + vertical / tan_v)
+    return need * margin

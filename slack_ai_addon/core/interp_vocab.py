@@ -143,6 +143,8 @@ behind top bottom side sides off out within inside outside around about above be
 colour color coloured colored painted shade tone tint finish material texture surface style styled
 version look looks looking rendered rendering shown show showing featuring feature features containing
 contains include includes including having has plain simple realistic photorealistic detailed
+add remove delete change turn replace swap instead rid drop erase include extra switch adjust
+keep leave everything else rest into become becomes
 3d cgi blender quick nicely tidy neatly evenly equally just even exactly approximately roughly about
 """.split())
 
