@@ -186,8 +186,9 @@ class FakeOpenAI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True  # a hanging handler must not block shutdown
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"fake-openai-{self.persona}",
-                                        daemon=True)
+        # A short poll interval: shutdown() waits up to one interval.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name=f"fake-openai-{self.persona}", daemon=True)
         self._thread.start()
         return self
 
