@@ -511,6 +511,7 @@ def build_scene(spec: SceneSpec, job_id: str) -> BuiltScene:
             animate_objects(spec, objects, built)
         _track_new_fonts(built, fonts_before)
     except BaseException:
+        _track_new_fonts(built, fonts_before)
         built.cleanup()
         raise
     log.debug("built scene %s: %d data-blocks", built.scene_name, len(built.ids))
