@@ -69,7 +69,8 @@ ULTRA_SAMPLES = 512
 DEFAULT_PLURAL_COUNT = 3
 EXAMPLE = '"a red cube on a checkered floor"'
 
-_QUOTE_RE = re.compile(r'"([^"]{0,400})"|\u201c([^\u201d]{0,400})\u201d|(?<![A-Za-z0-9])\'([^\']{1,200})\'(?![A-Za-z0-9])')
+_QUOTE_RE = re.compile(r'"([^"]{0,400})"|\u201c([^\u201d]{0,400})\u201d'
+                       r"|(?<![A-Za-z0-9])'([^']{1,200})'(?![A-Za-z0-9])")
 _TOKEN_RE = re.compile(
     r"(?P<quote>__q\d+__)"
     r"|(?P<hex>#[0-9a-fA-F]{6})(?![0-9a-fA-F])"
@@ -393,7 +394,7 @@ class _Parse:
             if not t.free(i):
                 continue
             if w == "square" and self.shape_at(i + 1) is None:
-                side = max(out["width"], out["height"]) if self.res_explicit else out["height"]
+                side = min(out["width"], out["height"])
                 out["width"] = out["height"] = side
             elif w in ("portrait", "vertical"):
                 if out["width"] > out["height"]:
@@ -518,6 +519,7 @@ class _Parse:
             self.frames_explicit = True
             self.changed = True
         kinds: dict[tuple[str, ...], str] = {}
+        phrase: tuple[str, ...]
         for w in ("rotating", "rotate", "rotates", "rotation", "spinning", "spin", "spins", "twirling", "twirl",
                   "turning", "revolving", "revolve", "revolves", "whirling", "spinny", "rotated"):
             kinds[(w,)] = "spin"
@@ -600,7 +602,7 @@ class _Parse:
     _FLOOR_NOUNS = frozenset({"floor", "ground", "groundplane", "surface", "tabletop", "table", "checkerboard",
                               "chessboard", "checkers", "tiles", "pavement"})
     _CHECKER_WORDS = frozenset({"checkered", "checker", "checked", "chequered", "checkerboard", "chessboard",
-                                "tiled", "checkers", "checkered", "chess", "checkerd", "checkered"})
+                                "tiled", "checkers", "chess", "checkerd"})
 
     def parse_floor(self) -> None:
         t = self.toks
@@ -684,14 +686,11 @@ class _Parse:
             if t.w(k2) in ("checkered", "checkerboard", "chequered", "checked"):
                 kind = "checkered"
                 k2 += 1
-            c = self.color_at(k2)
-            while c is not None:
-                colors.append(c[0])
-                end = c[1]
-                if t.w(end) == "and" and self.color_at(end + 1):
-                    c = self.color_at(end + 1)
-                else:
-                    c = None
+            found_color = self.color_at(k2)
+            while found_color is not None:
+                colors.append(found_color[0])
+                end = found_color[1]
+                found_color = self.color_at(end + 1) if t.w(end) == "and" else None
             if kind == "checkered" and end < k2:
                 end = k2
         # "on a checkered floor": take the article and preposition too.
@@ -730,17 +729,18 @@ class _Parse:
             elif w in ("sky", "skies", "outdoors", "outside", "outdoor"):
                 colors, start, end = self._colors_around(i)
                 world["kind"] = "sky"
-                if colors:
+                if colors and not (len(colors) == 1 and colors[0] == "#0000ff"):  # "blue sky" is the default
                     world["color"] = colors[0]
                 else:
                     world.update(color="#3a6fb0", horizon_color="#c8d8ec")
                 for j in range(start - 1, max(-1, start - 3), -1):
-                    if t.free(j) and t.w(j) in ("clear", "open", "sunny", "blue", "cloudless", "a", "the", "under"):
-                        start = j
+                    if not (t.free(j) and t.w(j) in ("clear", "open", "cloudless", "a", "the", "under")):
+                        break
+                    start = j
                 t.take(start, end)
                 self.world_explicit = True
                 self.changed = True
-        for s, e, color in t.find({("against", "*"): None, ("on", "*"): None}):
+        for s, _e, _ in t.find({("against", "*"): None, ("on", "*"): None}):
             c = self.color_at(s + 1)
             # "against black", "on white" (with no noun after): a background colour.
             if c is not None and self.shape_at(c[1]) is None and not any(
@@ -785,6 +785,7 @@ class _Parse:
         lighting = self.data["lighting"]
         world = self.data["world"]
         rigs: dict[tuple[str, ...], str] = {}
+        phrase: tuple[str, ...]
         for phrase in (("sunset",), ("at", "sunset"), ("golden", "hour"), ("dusk",), ("at", "dusk"),
                        ("sunrise",), ("at", "sunrise"), ("dawn",), ("at", "dawn"), ("evening",), ("warm",)):
             rigs[phrase] = "sunset"
@@ -836,6 +837,7 @@ class _Parse:
     # ------------------------------------------------------------- pass 7: arrangement
     def parse_arrangement(self) -> None:
         phrases: dict[tuple[str, ...], Arrangement] = {}
+        p: tuple[str, ...]
         for p in (("in", "a", "row"), ("in", "a", "line"), ("row", "of"), ("line", "of"), ("lined", "up"),
                   ("line", "up"), ("side", "by", "side"), ("next", "to", "each", "other"), ("in", "line"),
                   ("in", "a", "straight", "line"), ("in", "row"), ("row",), ("lineup",), ("aligned",),
@@ -848,7 +850,7 @@ class _Parse:
         for p in (("in", "a", "grid"), ("grid", "of"), ("grid",), ("array", "of"), ("rows", "and", "columns"),
                   ("in", "rows"), ("in", "a", "square"), ("matrix", "of"), ("array",)):
             phrases[p] = Arrangement.GRID
-        for p in (("stacked",), ("stack", "of"), ("stack",), ("tower", "of"), ("tower",), ("pile", "of"),
+        for p in (("stacked",), ("stack", "of"), ("stack",), ("tower", "of"), ("tower",), ("pile", "of"), ("pyramid", "of"),
                   ("piled",), ("piled", "up"), ("stacked", "up"), ("on", "top", "of", "each", "other"),
                   ("on", "top", "of", "one", "another"), ("one", "on", "top", "of", "another"),
                   ("one", "above", "the", "other"), ("vertically",), ("stacked", "on", "top", "of", "each", "other")):
@@ -923,6 +925,7 @@ class _Parse:
             return i + 1
         if w in SIDE_WORDS and t.w(i - 1) in ("the", "on", "to", "at", "in") or w in ("leftmost", "rightmost"):
             mods.side = SIDE_WORDS.get(w, -1 if w == "leftmost" else 1)
+            mods.words.append(w)
             return i + 1
         if w in ("very", "really", "extra", "super", "slightly", "quite", "somewhat", "fairly") and (
                 t.w(i + 1) in SIZE_WORDS or t.w(i + 1) in MATERIAL_WORDS or t.w(i + 1) in STRETCH_WORDS):
@@ -974,6 +977,7 @@ class _Parse:
         pending_definite = False
         relation: str = ""  # "on" -> next group below the previous; "around" -> next group is the centre
         unknown_since: int | None = None
+        last_shape_end = -1
         i = 0
         n = len(t)
 
@@ -1006,8 +1010,14 @@ class _Parse:
                 i = end
                 continue
             shape = self.shape_at(i)
+            if shape is not None and groups and last_shape_end == i and groups[-1].primitive is shape[0]:
+                # "a suzanne monkey head": two names for one object.
+                t.take(i, shape[2])
+                i = last_shape_end = shape[2]
+                continue
             if shape is not None:
                 prim, plural, end = shape
+                last_shape_end = end
                 count, explicit = pending_count or ((DEFAULT_PLURAL_COUNT, False) if plural else (1, False))
                 if plural and not explicit and pending_count is None and not pending_definite:
                     self.warn(f"no number given for '{' '.join(t.w(k) for k in range(i, end))}': made "
@@ -1045,9 +1055,9 @@ class _Parse:
                 pending, pending_count = _Mods(), None
                 i += 1
                 continue
-            count = self._count_at(i)
-            if count is not None and not (w == "one" and pending_count is not None):
-                value, end = count
+            counted = self._count_at(i)
+            if counted is not None and not (w == "one" and pending_count is not None):
+                value, end = counted
                 pending_count = (value, w not in ("a", "an"))
                 t.take(i, end)
                 i = end
@@ -1205,8 +1215,9 @@ def _object_name(obj: dict[str, Any]) -> str:
 
 def _new_object(prim: Primitive, mods: _Mods, text: str | None = None,
                 template: dict[str, Any] | None = None) -> dict[str, Any]:
-    scale = _scale(mods, tuple(template["scale"].values()) if template else (1.0, 1.0, 1.0))  # type: ignore[arg-type]
-    obj = {
+    base = (template["scale"]["x"], template["scale"]["y"], template["scale"]["z"]) if template else (1.0, 1.0, 1.0)
+    scale = _scale(mods, base)
+    obj: dict[str, Any] = {
         "primitive": prim.value, "name": prim.value.replace("_", " "),
         "location": {"x": 0.0, "y": 0.0, "z": 0.0}, "rotation_deg": {"x": 0.0, "y": 0.0, "z": 0.0},
         "scale": {"x": scale[0], "y": scale[1], "z": scale[2]},
@@ -1261,7 +1272,7 @@ def _layout(data: dict[str, Any], arrangement: Arrangement | None, seed: int, ca
         o["location"] = {"x": round(p.x, 4), "y": round(p.y, 4), "z": round(p.z + (0.3 if floating else 0.0), 4)}
         if arrangement is Arrangement.SCATTER:
             o["rotation_deg"]["z"] = round(p.rot_z, 2)
-        elif o["rotation_deg"]["z"] and arrangement is not Arrangement.SCATTER:
+        elif o["rotation_deg"]["z"]:
             o["rotation_deg"]["z"] = 0.0
         o.pop("_side", None)
         o.pop("_center", None)
