@@ -265,7 +265,7 @@ class FakeSlackServer:
         app.router.add_post("/sandbox/command", self._handle_sandbox_command)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._requested_port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self._requested_port)
         await site.start()
         server = site._server  # aiohttp exposes the bound port only through the asyncio server
         assert server is not None
