@@ -112,7 +112,8 @@ def _scatter(items: list[Placed], seed: int) -> None:
     for p in items:
         for _ in range(400):
             x, y = rng.uniform(-area / 2, area / 2), rng.uniform(-area / 2, area / 2)
-            if all(math.hypot(x - q.x, y - q.y) >= p.radius_xy + q.radius_xy + GAP * 0.5 for q in placed):
+            # Square footprints (the xy radius each way): a turned object never leaves its square.
+            if all(max(abs(x - q.x), abs(y - q.y)) >= p.radius_xy + q.radius_xy + GAP * 0.5 for q in placed):
                 break
         else:  # crowded: give up on this layout and fall back to a grid, which never overlaps
             _grid(items)

@@ -235,6 +235,7 @@ class _Parse:
         self.stack_on_top = False
         self.camera: dict[str, float] = {}
         self.draft = False
+        self.leftover_mods = _Mods()  # edits: modifiers with no object named apply to all
 
     # ---------------------------------------------------------------- helpers
     def warn(self, message: str) -> None:
@@ -649,6 +650,8 @@ class _Parse:
             kind = "grid"
             if t.w(noun + 1) in ("floor", "ground", "pattern", "lines"):
                 end = noun + 2
+        while t.free(end) and t.w(end) in self._FLOOR_NOUNS:  # "checkerboard floor"
+            end += 1
         # Walk left over the floor's modifiers, stopping at anything else.
         j = noun - 1
         while j >= 0 and t.free(j):
@@ -726,7 +729,7 @@ class _Parse:
                     self.world_explicit = True
                 t.take(start, end)
                 self.changed = True
-            elif w in ("sky", "skies", "outdoors", "outside", "outdoor"):
+            elif w in ("sky", "skies", "outdoors", "outside", "outdoor") and lookup_color([w, t.w(i + 1)]) is None:
                 colors, start, end = self._colors_around(i)
                 world["kind"] = "sky"
                 if colors and not (len(colors) == 1 and colors[0] == "#0000ff"):  # "blue sky" is the default
@@ -875,6 +878,8 @@ class _Parse:
         if c is not None and not (c[1] == i + 1 and w in MATERIAL_WORDS):
             mods.color = c[0]
             mods.words.extend(c[2])
+            if c[2][0] in ("neon", "glowing", "fluorescent"):  # "neon pink" is a colour that glows
+                mods.emission = MATERIAL_WORDS[c[2][0]].emission
             return c[1]
         if not t.free(i):
             return None
@@ -985,6 +990,9 @@ class _Parse:
             nonlocal pending
             if pending.any() and groups:
                 groups[-1].mods = groups[-1].mods.merged(pending)
+                pending = _Mods()
+            elif pending.any() and self.edit:  # "make it blue": for every object
+                self.leftover_mods = self.leftover_mods.merged(pending)
                 pending = _Mods()
 
         while i < n:
@@ -1121,8 +1129,6 @@ class _Parse:
             pending, pending_count, pending_definite = _Mods(), None, False
             i += 1
         flush_to_last()
-        if pending.any() and not groups:
-            self._leftover_mods = pending
         return groups
 
     def _group_ahead(self, i: int) -> bool:
@@ -1482,8 +1488,8 @@ class OfflineInterpreter:
                 if verb != "add":
                     parse.warn("new objects were added to the scene; say 'instead of' or 'remove' to replace")
                 relayout = True
-        leftover = getattr(parse, "_leftover_mods", None)
-        if isinstance(leftover, _Mods) and leftover.any():
+        leftover = parse.leftover_mods
+        if leftover.any():
             for o in objects:
                 self._modify(o, leftover)
             touched = True

@@ -1,0 +1,520 @@
+"""The offline interpreter: phrasings to spec fields, layout, edits, bad input, fuzzing, intents."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from slack_ai_addon.core.interp_colors import CSS_COLORS, color_distance
+from slack_ai_addon.core.interp_layout import HALF_EXTENTS, half_extents
+from slack_ai_addon.core.interpreter import OfflineInterpreter, offline_intent
+from slack_ai_addon.core.pipeline import Interpretation, SpecInterpreter
+from slack_ai_addon.core.scene_spec import MAX_OBJECTS, Primitive, SceneSpec, SpecError
+
+INTERP = OfflineInterpreter()
+
+
+def run(text: str, previous: SceneSpec | None = None) -> Interpretation:
+    return INTERP.interpret(text, previous=previous)
+
+
+def field(spec: SceneSpec, path: str) -> Any:
+    """Dotted path into the spec's JSON form, e.g. "floor.kind" or "objects.0.primitive"."""
+    node: Any = spec.to_json_dict()
+    for part in path.split("."):
+        node = node[int(part)] if part.isdigit() else node[part]
+    return node
+
+
+def prims(spec: SceneSpec) -> list[str]:
+    return [o.primitive.value for o in spec.objects]
+
+
+def colors(spec: SceneSpec) -> list[str]:
+    return [o.material.base_color for o in spec.objects]
+
+
+def boxes(spec: SceneSpec) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    out = []
+    for o in spec.objects:
+        hx, hy, hz = half_extents(o.primitive, o.scale.as_tuple(), o.text)
+        if o.rotation_deg.z:  # turned about Z: its footprint grows to the xy radius
+            hx = hy = math.hypot(hx, hy)
+        c = o.location.as_tuple()
+        out.append(((c[0] - hx, c[1] - hy, c[2] - hz), (c[0] + hx, c[1] + hy, c[2] + hz)))
+    return out
+
+
+def assert_no_overlap(spec: SceneSpec) -> None:
+    for (a, b), (lo1, hi1), (lo2, hi2) in ((pair, *pair_boxes) for pair, pair_boxes in zip(
+            itertools.combinations(range(len(spec.objects)), 2),
+            itertools.combinations(boxes(spec), 2), strict=True)):
+        overlap = all(lo1[k] < hi2[k] - 1e-6 and lo2[k] < hi1[k] - 1e-6 for k in range(3))
+        assert not overlap, f"objects {a} and {b} overlap: {spec.objects[a].location} {spec.objects[b].location}"
+
+
+def assert_on_floor(spec: SceneSpec) -> None:
+    for o in spec.objects:
+        hz = half_extents(o.primitive, o.scale.as_tuple(), o.text)[2]
+        assert o.location.z >= hz - 1e-6, f"{o.name} sinks into the floor"
+
+
+# ------------------------------------------------------------------ the phrasing table
+
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("a red cube", {"prims": ["cube"], "colors": ["#ff0000"]}),
+    ("a ball", {"prims": ["sphere"]}),
+    ("an orb", {"prims": ["sphere"]}),
+    ("a sphere", {"prims": ["sphere"]}),
+    ("a box", {"prims": ["cube"]}),
+    ("a donut", {"prims": ["torus"]}),
+    ("a torus", {"prims": ["torus"]}),
+    ("a gold ring", {"prims": ["torus"], "objects.0.material.metallic": 1.0}),
+    ("suzanne", {"prims": ["monkey"]}),
+    ("a monkey head", {"prims": ["monkey"]}),
+    ("a cylinder", {"prims": ["cylinder"]}),
+    ("a soda can", {"prims": ["cylinder"]}),
+    ("a tube", {"prims": ["cylinder"]}),
+    ("a cone", {"prims": ["cone"]}),
+    ("a pyramid", {"prims": ["cone"], "warning": "cone"}),
+    ("a plane", {"prims": ["plane"]}),
+    ("an ico sphere", {"prims": ["ico_sphere"]}),
+    ("an icosphere", {"prims": ["ico_sphere"]}),
+    ('text "HELLO"', {"prims": ["text"], "objects.0.text": "HELLO"}),
+    ('the word "hi" in neon pink', {"prims": ["text"], "objects.0.text": "hi",
+                                    "objects.0.material.emission_strength": 10.0}),
+    ("three spheres", {"prims": ["sphere"] * 3}),
+    ("5 cubes", {"prims": ["cube"] * 5}),
+    ("a pair of cones", {"prims": ["cone"] * 2}),
+    ("a dozen balls", {"prims": ["sphere"] * 12}),
+    ("twenty one cubes", {"prims": ["cube"] * 21}),
+    ("a red cube and a blue sphere", {"prims": ["cube", "sphere"], "colors": ["#ff0000", "#0000ff"]}),
+    ("a light blue sphere and a dark red cube", {"colors": ["#add8e6", "#8b0000"]}),
+    ("a cube on a checkered floor", {"floor.kind": "checkered"}),
+    ("a cube on a chessboard", {"floor.kind": "checkered"}),
+    ("a cube on a red and white checkerboard floor", {"floor.kind": "checkered", "floor.color": "#ff0000",
+                                                      "floor.color2": "#ffffff"}),
+    ("a cube on a white floor", {"floor.kind": "plain", "floor.color": "#ffffff", "colors": ["#cccccc"]}),
+    ("a cube on a grid floor", {"floor.kind": "grid"}),
+    ("a floating cube", {"floor.kind": "none"}),
+    ("a cube with no floor", {"floor.kind": "none"}),
+    ("a cube, black background", {"world.kind": "color", "world.color": "#000000"}),
+    ("a cube under a clear sky", {"world.kind": "sky"}),
+    ("a cube at sunset", {"lighting.rig": "sunset"}),
+    ("a cube at night", {"lighting.rig": "night"}),
+    ("a cube with soft lighting", {"lighting.rig": "soft"}),
+    ("a cube, overcast", {"lighting.rig": "soft"}),
+    ("a cube, studio lighting", {"lighting.rig": "studio"}),
+    ("a rotating cube", {"animation.kind": "spin", "output.format": "gif"}),
+    ("a spinning cube as an mp4", {"animation.kind": "spin", "output.format": "mp4"}),
+    ("a cube, turntable", {"animation.kind": "turntable", "output.format": "gif"}),
+    ("a cube, the camera circles around it", {"animation.kind": "turntable"}),
+    ("a bouncing ball", {"animation.kind": "bounce", "prims": ["sphere"]}),
+    ("a spinning cube for 3 seconds", {"animation.frames": 36}),
+    ("a cube turntable, 48 frames", {"animation.frames": 48}),
+    ("a video of a cube", {"output.format": "mp4", "animation.kind": "turntable"}),
+    ("a huge sphere", {"objects.0.scale.x": 2.5, "objects.0.location.z": 1.25}),
+    ("a tiny cube", {"objects.0.scale.x": 0.4}),
+    ("a cube in 4k", {"output.width": 3840, "output.height": 2160}),
+    ("a cube at 1080p", {"output.width": 1920, "output.height": 1080}),
+    ("a cube, 720p", {"output.width": 1280, "output.height": 720}),
+    ("a cube 800x600", {"output.width": 800, "output.height": 600}),
+    ("a cube, square", {"output.width": 480, "output.height": 480}),
+    ("a cube in portrait", {"output.width": 480, "output.height": 640}),
+    ("a draft cube", {"output.samples": 8, "output.width": 320}),
+    ("a cube, quick preview", {"output.samples": 8}),
+    ("a cube, high quality", {"output.samples": 128}),
+    ("a cube in eevee", {"output.engine": "eevee"}),
+    ("a cube using workbench", {"output.engine": "workbench"}),
+    ("a cube with cycles", {"output.engine": "cycles"}),
+    ("a cube as a jpeg", {"output.format": "jpeg"}),
+    ("a cube, png", {"output.format": "png"}),
+    ("a metallic sphere", {"objects.0.material.metallic": 1.0}),
+    ("a chrome sphere", {"objects.0.material.metallic": 1.0, "objects.0.material.roughness": 0.05}),
+    ("a glass sphere", {"objects.0.material.transmission": 1.0}),
+    ("a glowing cube", {"objects.0.material.emission_strength": 5.0}),
+    ("a matte cube", {"objects.0.material.roughness": 0.9}),
+    ("a glossy cube", {"objects.0.material.roughness": 0.08}),
+    ("a copper cylinder", {"objects.0.material.metallic": 1.0, "colors": ["#b87333"]}),
+    ("a sphere on top of a cube", {"prims": ["cube", "sphere"], "objects.1.location.z": 1.5}),
+    ("a checkered cube", {"prims": ["cube"], "floor.kind": "plain"}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_phrasing_table(text: str, expected: dict[str, Any]) -> None:
+    result = run(text)
+    spec = result.spec
+    for key, want in expected.items():
+        if key == "prims":
+            assert prims(spec) == want
+        elif key == "colors":
+            assert colors(spec) == want
+        elif key == "warning":
+            assert any(want in w for w in result.warnings), result.warnings
+        else:
+            got = field(spec, key)
+            assert got == pytest.approx(want) if isinstance(want, float) else got == want, (key, got)
+    assert result.provider == "offline"
+    assert SceneSpec.model_validate(spec.to_json_dict()) == spec
+    assert_no_overlap(spec)
+    assert_on_floor(spec)
+
+
+def test_table_is_large_enough() -> None:
+    assert len(CASES) >= 40
+
+
+def test_checker_material_on_object() -> None:
+    spec = run("a checkered cube").spec
+    assert spec.objects[0].material.checker is not None
+
+
+def test_implements_protocol() -> None:
+    interpreter: SpecInterpreter = INTERP
+    assert interpreter.interpret("a cube").spec.objects
+
+
+# ------------------------------------------------------------------ determinism and counts
+
+@pytest.mark.parametrize("text", ["a dozen balls scattered randomly", "three red cubes and a torus in a circle",
+                                  "seven things"])
+def test_same_text_same_spec(text: str) -> None:
+    assert run(text).spec == run(text).spec
+    assert run(text).spec.to_json_dict() == OfflineInterpreter().interpret(text).spec.to_json_dict()
+
+
+def test_plural_without_count_assumes_three_and_says_so() -> None:
+    result = run("spheres")
+    assert prims(result.spec) == ["sphere"] * 3
+    assert any("3" in w for w in result.warnings)
+
+
+def test_count_capped_at_max_objects_with_warning() -> None:
+    result = run("500 cubes")
+    assert len(result.spec.objects) == MAX_OBJECTS
+    assert any("limited to 50" in w for w in result.warnings)
+    assert_no_overlap(result.spec)
+
+
+def test_generic_plural_makes_a_mix() -> None:
+    spec = run("five random shapes").spec
+    assert len(spec.objects) == 5
+    assert len(set(prims(spec))) == 5
+
+
+# ------------------------------------------------------------------ colours
+
+@pytest.mark.parametrize("name", sorted(CSS_COLORS))
+def test_every_css_colour(name: str) -> None:
+    spec = run(f"a {name} cube").spec
+    assert color_distance(spec.objects[0].material.base_color, CSS_COLORS[name]) < 2
+
+
+@pytest.mark.parametrize(("phrase", "css"), [("light blue", "lightblue"), ("dark red", "darkred"),
+                                              ("dark slate gray", "darkslategray"), ("hot pink", "hotpink"),
+                                              ("light-green", "lightgreen"), ("sky blue", "skyblue")])
+def test_multiword_colours(phrase: str, css: str) -> None:
+    assert run(f"a {phrase} sphere").spec.objects[0].material.base_color == CSS_COLORS[css]
+
+
+def test_shade_words_change_lightness() -> None:
+    pink = run("a pink cube").spec.objects[0].material.base_color
+    dark = run("a dark pink cube").spec.objects[0].material.base_color
+    pale = run("a pale green cube").spec.objects[0].material.base_color
+
+    def lum(c: str) -> float:
+        return sum(int(c[k:k + 2], 16) for k in (1, 3, 5))
+
+    assert lum(dark) < lum(pink)
+    assert lum(pale) > lum(CSS_COLORS["green"])
+
+
+def test_hex_colour() -> None:
+    assert run("a #12ab34 cube").spec.objects[0].material.base_color == "#12ab34"
+
+
+# ------------------------------------------------------------------ arrangements
+
+@pytest.mark.parametrize("text", ["6 cubes in a row", "eight spheres in a circle", "nine cones in a grid",
+                                  "a stack of 4 boxes", "a dozen balls scattered randomly",
+                                  "3 huge spheres and 4 tiny cubes", "five spheres around a cube",
+                                  "a row of tall cylinders and wide cubes", "40 monkeys scattered"])
+def test_arrangements_distinct_and_non_overlapping(text: str) -> None:
+    spec = run(text).spec
+    locations = {o.location.as_tuple() for o in spec.objects}
+    assert len(locations) == len(spec.objects)
+    assert_no_overlap(spec)
+    assert_on_floor(spec)
+
+
+def test_row_is_along_x() -> None:
+    spec = run("4 cubes in a row").spec
+    assert {o.location.y for o in spec.objects} == {0.0}
+    xs = [o.location.x for o in spec.objects]
+    assert xs == sorted(xs)
+
+
+def test_circle_is_equidistant() -> None:
+    spec = run("six spheres in a circle").spec
+    radii = [math.hypot(o.location.x, o.location.y) for o in spec.objects]
+    assert max(radii) - min(radii) < 1e-3 and min(radii) > 0.5
+
+
+def test_around_puts_the_centre_object_in_the_middle() -> None:
+    spec = run("five spheres around a cube").spec
+    cube = next(o for o in spec.objects if o.primitive is Primitive.CUBE)
+    assert (cube.location.x, cube.location.y) == (0.0, 0.0)
+
+
+def test_stack_rests_each_on_the_one_below() -> None:
+    spec = run("a tower of three cubes").spec
+    zs = [o.location.z for o in spec.objects]
+    assert zs == pytest.approx([0.5, 1.5, 2.5])
+
+
+def test_left_and_right() -> None:
+    spec = run("a blue sphere on the right and a red cube on the left").spec
+    sphere = next(o for o in spec.objects if o.primitive is Primitive.SPHERE)
+    cube = next(o for o in spec.objects if o.primitive is Primitive.CUBE)
+    assert cube.location.x < sphere.location.x
+
+
+def test_camera_frames_bigger_scenes_from_further_away() -> None:
+    one = run("a cube").spec
+    many = run("12 cubes in a row").spec
+    assert many.camera.orbit.distance > one.camera.orbit.distance * 2
+    assert one.camera.location is None  # the builder orbits the look-at point
+
+
+def test_camera_sees_every_corner() -> None:
+    # Project each object's box through the orbit camera: all corners inside the frame.
+    for text in ["a cube", "12 cubes in a row", "a tower of 5 cubes", "a dozen balls scattered", "a cube, 1080p",
+                 "a cube in portrait", "3 cubes in a row, turntable"]:
+        spec = run(text).spec
+        cam = spec.camera
+        el, az = math.radians(cam.orbit.elevation_deg), math.radians(cam.orbit.azimuth_deg)
+        back = (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+        right = (-math.sin(az), math.cos(az), 0.0)
+        up = (-math.sin(el) * math.cos(az), -math.sin(el) * math.sin(az), math.cos(el))
+        w, h = spec.output.width, spec.output.height
+        tan_long = 18.0 / cam.lens_mm
+        tan_h = tan_long if w >= h else tan_long * w / h
+        tan_v = tan_long if h >= w else tan_long * h / w
+        target = cam.look_at.as_tuple()
+        for lo, hi in boxes(spec):
+            for corner in itertools.product(*zip(lo, hi, strict=True)):
+                p = [corner[k] - target[k] for k in range(3)]
+                depth = cam.orbit.distance - sum(p[k] * back[k] for k in range(3))
+                assert abs(sum(p[k] * right[k] for k in range(3))) <= depth * tan_h + 1e-6, text
+                assert abs(sum(p[k] * up[k] for k in range(3))) <= depth * tan_v + 1e-6, text
+
+
+# ------------------------------------------------------------------ not understood
+
+def test_unknown_words_are_reported_not_dropped() -> None:
+    result = run("a red cube and a purple elephant wearing a hat")
+    assert prims(result.spec) == ["cube"]
+    assert result.spec.objects[0].material.base_color == "#ff0000"  # "purple" belonged to the elephant
+    joined = " ".join(result.not_understood)
+    assert "elephant" in joined and "hat" in joined
+
+
+def test_stop_words_are_not_reported() -> None:
+    result = run("please render me a really nice red cube on the floor")
+    assert result.not_understood == []
+
+
+def test_nothing_renderable_raises_helpful_spec_error() -> None:
+    with pytest.raises(SpecError) as err:
+        run("a purple elephant")
+    assert "elephant" in str(err.value) and "red cube" in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "the and of"])
+def test_empty_input(text: str) -> None:
+    with pytest.raises(SpecError):
+        run(text)
+
+
+@pytest.mark.parametrize(("text", "field_name"), [("a cube at resolution 999999", "output.width"),
+                                                   ("a cube 100000x100", "output.width"),
+                                                   ("a cube in 8k", "output.width"),
+                                                   ("a cube, 1000 frames", "animation.frames"),
+                                                   ("a cube with 99999 samples", "output.samples"),
+                                                   ("a spinning cube for 10 minutes", "animation.frames")])
+def test_out_of_range_requests_name_the_field(text: str, field_name: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(text)
+    assert field_name in str(err.value)
+    assert field_name in err.value.fields
+    if field_name == "output.width":
+        assert "16" in str(err.value) and "4096" in str(err.value)
+
+
+def test_ten_kilobytes_returns_quickly() -> None:
+    text = ("a red cube and a blue sphere with some words that mean nothing at all " * 150)[:10_000]
+    start = time.perf_counter()
+    try:
+        result = run(text)
+    except SpecError as exc:
+        assert str(exc)
+    else:
+        assert result.spec.objects
+        assert any("characters" in w for w in result.warnings)
+        assert len(result.not_understood) <= 20
+    assert time.perf_counter() - start < 2.0
+
+
+# ------------------------------------------------------------------ edits
+
+@pytest.fixture
+def base() -> SceneSpec:
+    return run("a red cube and two green spheres on a checkered floor").spec
+
+
+def test_edit_recolour_all(base: SceneSpec) -> None:
+    spec = run("make it blue", base).spec
+    assert colors(spec) == ["#0000ff"] * 3
+    assert spec.floor == base.floor
+
+
+def test_edit_recolour_one_kind(base: SceneSpec) -> None:
+    spec = run("make the sphere yellow", base).spec
+    assert colors(spec) == ["#ff0000", "#ffff00", "#ffff00"]
+
+
+def test_edit_selects_by_colour(base: SceneSpec) -> None:
+    spec = run("make the green spheres white", base).spec
+    assert colors(spec) == ["#ff0000", "#ffffff", "#ffffff"]
+
+
+def test_edit_add_more_copies_the_existing_look(base: SceneSpec) -> None:
+    spec = run("add two more spheres", base).spec
+    assert prims(spec) == ["cube"] + ["sphere"] * 4
+    assert colors(spec)[-1] == "#008000"
+    assert_no_overlap(spec)
+
+
+def test_edit_add_new_object(base: SceneSpec) -> None:
+    spec = run("add a gold torus", base).spec
+    assert prims(spec)[-1] == "torus" and spec.objects[-1].material.metallic == 1.0
+    assert_no_overlap(spec)
+
+
+def test_edit_remove(base: SceneSpec) -> None:
+    spec = run("remove the cube", base).spec
+    assert prims(spec) == ["sphere", "sphere"]
+    assert_no_overlap(spec)
+
+
+def test_edit_remove_everything_is_an_error(base: SceneSpec) -> None:
+    with pytest.raises(SpecError):
+        run("remove the cube and the spheres", base)
+
+
+def test_edit_bigger(base: SceneSpec) -> None:
+    spec = run("bigger", base).spec
+    assert all(o.scale.x == pytest.approx(1.5) for o in spec.objects)
+    assert_no_overlap(spec)
+    assert_on_floor(spec)
+    assert spec.camera.orbit.distance > base.camera.orbit.distance
+
+
+def test_edit_quality_and_resolution(base: SceneSpec) -> None:
+    assert run("higher quality", base).spec.output.samples > base.output.samples
+    assert run("4k", base).spec.output.width == 3840
+    assert run("draft", base).spec.output.samples == 8
+
+
+def test_edit_motion(base: SceneSpec) -> None:
+    spinning = run("make it spin", base).spec
+    assert spinning.animation.kind.value == "spin" and spinning.output.format.value == "gif"
+    still = run("stop rotating", spinning).spec
+    assert still.animation.kind.value == "none" and still.output.format.value == "png"
+
+
+def test_edit_engine_floor_lighting(base: SceneSpec) -> None:
+    assert run("use eevee", base).spec.output.engine.value == "eevee"
+    assert run("grid floor", base).spec.floor.kind.value == "grid"
+    assert run("remove the floor", base).spec.floor.kind.value == "none"
+    assert run("sunset lighting", base).spec.lighting.rig.value == "sunset"
+    assert run("make the floor blue", base).spec.floor.color == "#0000ff"
+
+
+def test_edit_keeps_everything_else(base: SceneSpec) -> None:
+    spec = run("use workbench", base).spec
+    assert spec.objects == base.objects and spec.floor == base.floor and spec.camera == base.camera
+
+
+def test_edit_turn_into(base: SceneSpec) -> None:
+    spec = run("turn the cube into a cone", base).spec
+    assert prims(spec) == ["cone", "sphere", "sphere"]
+
+
+def test_unrecognised_edit(base: SceneSpec) -> None:
+    with pytest.raises(SpecError) as err:
+        run("make it dance", base)
+    assert "dance" in str(err.value)
+    partial = run("make it blue and dance", base)
+    assert colors(partial.spec) == ["#0000ff"] * 3 and "dance" in partial.not_understood
+
+
+# ------------------------------------------------------------------ fuzzing
+
+_WORDS = ["a", "red", "cube", "three", "spheres", "on", "checkered", "floor", "rotating", "4k", "draft", "and",
+          "the", "word", '"hi"', "glass", "huge", "in", "row", "circle", "stack", "of", "999999", "resolution",
+          "remove", "make", "it", "blue", "seconds", "frames", "2", "100", "x", "1920x1080", ",", "no", "night"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=200), st.lists(st.sampled_from(_WORDS), max_size=25).map(" ".join)))
+def test_fuzz_only_spec_errors_and_valid_specs(text: str) -> None:
+    try:
+        result = run(text)
+    except SpecError:
+        return
+    assert SceneSpec.model_validate(result.spec.to_json_dict()) == result.spec
+    assert len(result.spec.objects) <= MAX_OBJECTS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=15).map(" ".join))
+def test_fuzz_edits(text: str) -> None:
+    base = run("a red cube and two spheres").spec
+    try:
+        result = run(text, base)
+    except SpecError:
+        return
+    SceneSpec.model_validate(result.spec.to_json_dict())
+
+
+# ------------------------------------------------------------------ geometry contract
+
+def test_half_extents_match_the_builder_convention() -> None:
+    # builder.py: every primitive about 1 m across; the torus 0.3 m thick; the plane flat.
+    assert HALF_EXTENTS[Primitive.CUBE] == (0.5, 0.5, 0.5)
+    assert HALF_EXTENTS[Primitive.TORUS][2] == pytest.approx(0.15)
+    assert HALF_EXTENTS[Primitive.PLANE][2] == 0.0
+
+
+# ------------------------------------------------------------------ intents
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("render a red cube", "render"), ("draw three spheres on a checkered floor", "render"),
+    ("show me a spinning donut", "render"), ("a blue torus", "render"), ("make a red cube", "render"),
+    ("make it blue", "edit"), ("make the sphere red", "edit"), ("add two more spheres", "edit"),
+    ("remove the cube", "edit"), ("bigger", "edit"), ("higher quality", "edit"), ("use eevee", "edit"),
+    ("analyze: I love this", "analyze"), ("what's the sentiment of this review", "analyze"),
+    ('how does this sound: "we are late again"', "analyze"),
+    ("help", "help"), ("what can you do?", "help"), ("status", "status"), ("are you busy?", "status"),
+    ("hi", "chitchat"), ("thanks!", "chitchat"), ("the weather is nice today", "chitchat"), ("", "chitchat"),
+])
+def test_offline_intent(text: str, intent: str) -> None:
+    assert offline_intent(text) == intent
