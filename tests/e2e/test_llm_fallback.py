@@ -302,3 +302,28 @@ def test_chain_raises_with_every_failure_in_order(primary: FakeOpenAI, backup: F
                                  schema=ANALYSIS_SCHEMA))
     assert [f.label for f in info.value.failures] == ["RouteLLM"]
     assert info.value.failures[0].skipped  # cooling down after the first failure
+
+
+def test_keys_never_reach_logs_or_errors(primary: FakeOpenAI, backup: FakeOpenAI,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    # OpenAI's 401 echoes the key it received; our layer must not repeat it anywhere.
+    primary.api_key = "not-the-key-we-send"
+    backup.loaded = False
+    caplog.set_level("DEBUG")
+    interp, _ = interpreter(make_chain(primary, backup))
+    result = interp.interpret("a red cube")
+    assert result.provider == "offline"
+    assert "Incorrect API key provided" in json.dumps([r.__dict__ for r in caplog.records], default=str)
+    everything = json.dumps([r.__dict__ for r in caplog.records], default=str) + caplog.text + json.dumps(
+        result.notes)
+    assert KEY not in everything
+
+
+def test_json_inside_the_reasoning_block_is_used(primary: FakeOpenAI, backup: FakeOpenAI) -> None:
+    backup.script(Reply(content="", reasoning="Let me think. " + json.dumps(RED_CUBE)))
+    chain = ProviderChain([ProviderClient(LMSTUDIO, base_url=backup.base_url, model="qwen2.5-7b-instruct")],
+                          cooldowns=CooldownBook())
+    interp, _ = interpreter(chain)
+    result = interp.interpret("a red cube")
+    assert result.provider.startswith("lmstudio:") and result.spec.objects[0].primitive.value == "cube"
+    assert len(backup.chat_calls()) == 1
