@@ -853,7 +853,8 @@ class _Parse:
         for p in (("in", "a", "grid"), ("grid", "of"), ("grid",), ("array", "of"), ("rows", "and", "columns"),
                   ("in", "rows"), ("in", "a", "square"), ("matrix", "of"), ("array",)):
             phrases[p] = Arrangement.GRID
-        for p in (("stacked",), ("stack", "of"), ("stack",), ("tower", "of"), ("tower",), ("pile", "of"), ("pyramid", "of"),
+        for p in (("stacked",), ("stack", "of"), ("stack",), ("tower", "of"), ("tower",), ("pile", "of"),
+                  ("pyramid", "of"),
                   ("piled",), ("piled", "up"), ("stacked", "up"), ("on", "top", "of", "each", "other"),
                   ("on", "top", "of", "one", "another"), ("one", "on", "top", "of", "another"),
                   ("one", "above", "the", "other"), ("vertically",), ("stacked", "on", "top", "of", "each", "other")):

@@ -54,6 +54,11 @@ def make_strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
             # OpenAI strict mode rejects `default`; titles are noise for the model.
             node.pop("default", None)
             node.pop("title", None)
+            # String lengths are not in strict mode's supported keywords (pattern and format
+            # are); the limits still hold, because SceneSpec validates every answer locally.
+            if node.get("type") == "string":
+                node.pop("maxLength", None)
+                node.pop("minLength", None)
             if node.get("type") == "object" or "properties" in node:
                 props = node.get("properties", {})
                 node["required"] = list(props.keys())
