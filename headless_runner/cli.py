@@ -32,10 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            # One broken or missing subcommand must not take the others down with it.
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(_module=module_name, _unavailable=str(exc))
+            continue
         adder = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         adder(p)
-        p.set_defaults(_module=module_name)
+        p.set_defaults(_module=module_name, _unavailable="")
     return parser
 
 
@@ -45,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or ("INFO" if args.subcommand in ("serve", "sandbox") else "WARNING")
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args._unavailable:
+        print(f"error: '{args.subcommand}' is not available here: {args._unavailable}", file=sys.stderr)
+        return 1
     module = importlib.import_module(args._module)
     runner = getattr(module, f"run_{args.subcommand}", None) or module.run
     try:
