@@ -368,7 +368,7 @@ def build_world(spec: SceneSpec, built: BuiltScene) -> Any:
 def _rig_lights(rig: LightRig) -> list[LightSpec]:
     def L(t: LightType, loc: tuple[float, float, float], energy: float, color: str = "#ffffff",
           size: float = 2.0) -> LightSpec:
-        return LightSpec(type=t, location=Vec3(x=loc[0], y=loc[1], z=loc[2]), look_at=Vec3(),
+        return LightSpec(type=t, location=Vec3(x=loc[0], y=loc[1], z=loc[2]), look_at=Vec3(x=0.0, y=0.0, z=0.0),
                          energy=energy, color=color, size=size)
 
     if rig is LightRig.STUDIO:  # key, fill, rim
@@ -391,7 +391,7 @@ def build_lights(spec: SceneSpec, built: BuiltScene) -> list[Any]:
     specs = _rig_lights(spec.lighting.rig) + list(spec.lighting.lights)
     objs = []
     for i, ls in enumerate(specs):
-        light = built.track(bpy.data.lights.new(f"{built.job_id} light {i + 1}", type=ls.type.value.upper()))
+        light = built.track(bpy.data.lights.new(f"{built.job_id} light {i + 1}", type=ls.type.value.upper()))  # type: ignore[arg-type]  # enum values match
         light.energy = ls.energy
         light.color = hex_to_linear_rgba(ls.color)[:3]
         compat.set_light_size(light, ls.size)

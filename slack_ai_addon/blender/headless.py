@@ -36,7 +36,9 @@ def prepare_module_mode(*, online: bool = True) -> dict[str, Any]:
     """
     global _prepared
     report: dict[str, Any] = {"version": bpy.app.version_string, "background": bool(bpy.app.background)}
-    prefs = bpy.context.preferences
+    prefs: Any = bpy.context.preferences
+    if prefs is None:  # no preferences loaded (should not happen): nothing to set
+        return report
     system = getattr(prefs, "system", None)
     if online and system is not None and hasattr(system, "use_online_access"):
         if getattr(bpy.app, "online_access_override", False):

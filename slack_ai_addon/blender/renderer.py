@@ -230,7 +230,7 @@ def encode_mp4(frames: list[Path], path: Path, *, fps: int, job_id: str) -> Path
     """
     with Image.open(frames[0]) as first:
         width, height = first.size
-    scene = bpy.data.scenes.new(f"SlackAI {job_id} encode")
+    scene: Any = bpy.data.scenes.new(f"SlackAI {job_id} encode")
     try:
         compat.setup_color_management(scene)  # the frames are display-referred already
         scene.render.engine = compat.engine_id(scene, "workbench")
