@@ -363,6 +363,12 @@ class FakeSlackServer:
             return sum(1 for c in self._connections.values() if not c.closed)
 
     @property
+    def usable_connection_count(self) -> int:
+        """Open connections that are not frozen (half-open)."""
+        with self._lock:
+            return sum(1 for c in self._connections.values() if not c.closed and not c.frozen)
+
+    @property
     def connections_opened(self) -> int:
         with self._lock:
             return self._connections_opened
