@@ -39,7 +39,7 @@ class SLACKAI_PT_main(_SidebarPanel, bpy.types.Panel):
         col = layout.column(align=True)
         col.label(text=f"Slack: {conn}", icon=STATE_ICONS.get(conn, "QUESTION"))
         if detail:
-            for line in _wrap(detail, 40):
+            for line in _wrap(detail, 30):
                 col.label(text=line)
         if not online_access():
             col.label(text="Online access is off", icon="ERROR")

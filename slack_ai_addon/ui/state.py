@@ -294,9 +294,9 @@ def connection_state() -> tuple[str, str]:
 
 def node_role() -> str:
     if session.agent is not None:
-        return "agent + renderer (Slack intake, runs jobs)"
+        return "agent + renderer"
     if session.runtime is not None:
-        return "renderer (runs queued jobs, no Slack intake)"
+        return "renderer (no Slack)"
     return "idle"
 
 
