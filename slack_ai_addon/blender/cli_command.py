@@ -27,6 +27,7 @@ ADDON_PACKAGE = __package__.rpartition(".")[0]  # slack_ai_addon, or bl_ext.<rep
 PUBLIC_NAME = "slack_ai_addon"
 
 _handle: Any = None
+_added_paths: list[str] = []
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -89,6 +90,15 @@ def ensure_headless_runner_importable() -> None:
     repo = pkg_dir.parent
     if (repo / "headless_runner" / "__init__.py").is_file() and not ADDON_PACKAGE.startswith("bl_ext."):
         sys.path.append(str(repo))
+        _added_paths.append(str(repo))
+
+
+def _remove_import_helpers() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AliasFinder)]
+    while _added_paths:
+        path = _added_paths.pop()
+        if path in sys.path:
+            sys.path.remove(path)
 
 
 def run_worker(argv: Sequence[str]) -> int:
@@ -106,7 +116,8 @@ def run_worker(argv: Sequence[str]) -> int:
     from ..runtime import build_runtime
     from . import headless
 
-    parser = argparse.ArgumentParser(prog="slack_ai worker", description=run_worker.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="slack_ai worker",
+                                     description="render-only farm node: drain the shared job table")
     parser.add_argument("--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per drain (default 0.5)")
     args = parser.parse_args(list(argv))
@@ -174,6 +185,11 @@ def register() -> None:
     global _handle
     import bpy
 
+    if not ADDON_PACKAGE.startswith("bl_ext."):
+        # Legacy add-on from a checkout: `--python-expr "import headless_runner.cli ..."`
+        # (the farm entry point on Blender < 4.2) needs the repository on the path.
+        ensure_headless_runner_importable()
+
     register_cli_command = getattr(bpy.utils, "register_cli_command", None)
     if register_cli_command is None or _handle is not None:
         return  # Blender < 4.2: farm nodes use --python-expr (scripts/farm_node)
@@ -184,6 +200,7 @@ def unregister() -> None:
     global _handle
     import bpy
 
+    _remove_import_helpers()
     if _handle is not None:
         try:
             bpy.utils.unregister_cli_command(_handle)
