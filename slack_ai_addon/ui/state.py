@@ -300,14 +300,23 @@ def node_role() -> str:
     return "idle"
 
 
+_queue_cache: dict[str, float] = {"at": 0.0, "value": 0.0}
+QUEUE_CACHE_S = 1.0  # the panel redraws often while a job runs; the database need not hear each one
+
+
 def queue_length() -> int:
     rt = session.runtime
     if rt is None:
         return 0
+    now = time.monotonic()
+    if now - _queue_cache["at"] < QUEUE_CACHE_S:
+        return int(_queue_cache["value"])
     try:
-        return int(rt.store.count((JobStatus.QUEUED,)))
+        value = int(rt.store.count((JobStatus.QUEUED,)))
     except Exception:  # a database hiccup must not break drawing
-        return -1
+        value = -1
+    _queue_cache.update(at=now, value=float(value))
+    return value
 
 
 def shutdown(timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -326,6 +335,7 @@ def shutdown(timeout_s: float = STOP_TIMEOUT_S) -> None:
             rt.close()
         except Exception:
             log.exception("runtime close failed")
+    _queue_cache.update(at=0.0, value=0.0)
     fresh = Session()
     for name in ("checks", "checks_pending", "jobs", "stopping", "refused", "last_error", "settings",
                  "current_job_id"):
