@@ -34,16 +34,20 @@ CHILD = textwrap.dedent("""
     import bpy, addon_utils
     zip_path, out_dir, wheels = sys.argv[1], Path(sys.argv[2]), sys.argv[3].split(",")
     res = {}
+    root = os.environ["BLENDER_USER_RESOURCES"]
+    # The venv has the same packages as the wheels: put the extensions' site-packages (where
+    # Blender 5.0 installs wheels) first, before the add-on imports anything, so the imports
+    # below prove the bundled wheels work.
+    ext_site = os.path.join(root, "extensions", ".local", "lib", "python%d.%d" % sys.version_info[:2],
+                            "site-packages")
+    os.makedirs(ext_site, exist_ok=True)  # a path entry that exists gets a real finder
+    sys.path.insert(0, ext_site)
     ret = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
                                                    enable_on_install=True)
     res["install"] = sorted(ret)
     name = "bl_ext.user_default.slack_ai_addon"
     res["enabled"] = name in bpy.context.preferences.addons
-    root = os.environ["BLENDER_USER_RESOURCES"]
-    # The venv has the same packages: put the extension's site-packages first so the
-    # imports below prove the bundled wheels work.
-    ours = [p for p in sys.path if p.startswith(root) and "site-packages" in p]
-    sys.path[:0] = ours
+    importlib.invalidate_caches()
     res["from_wheels"] = {}
     for mod in wheels:
         m = importlib.import_module(mod)
