@@ -31,7 +31,7 @@ from .pacing import ChannelPacer, UpdateCoalescer, call_slack
 log = logging.getLogger(__name__)
 
 UPLOAD_ATTEMPTS = 3
-UPLOAD_ROLES = ("poster", "image", "video", "blend")
+UPLOAD_ROLES = ("poster", "image", "video")  # the .blend goes up only when asked ("Get .blend")
 
 
 class SerialLanes:
@@ -316,8 +316,9 @@ class SlackReplier:
 
     def _on_render_done(self, t: ReplyTarget, job: Job) -> None:
         total_s = time.time() - t.created_at
+        roles = UPLOAD_ROLES + (("blend",) if job.options.get("save_blend") else ())
         files = [(o.path, _title(o.role, job)) for o in job.outputs
-                 if o.role in UPLOAD_ROLES and Path(o.path).is_file()]
+                 if o.role in roles and Path(o.path).is_file()]
         uploaded = False
         if files and not t.via_response_url:
             self.outbox.updates.discard(t.channel, t.placeholder_ts)

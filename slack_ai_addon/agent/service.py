@@ -21,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,7 @@ class AgentService:
         self._stopping = threading.Event()
         self._starter: threading.Thread | None = None
         self._classifier: Any = None
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()  # every WebSocketApp opened, for stop()
 
     # ------------------------------------------------------------------ public API
     def start(self) -> None:
@@ -175,7 +177,7 @@ class AgentService:
             except ValueError:
                 pass
         outbox = self.outbox
-        closer = threading.Thread(target=self._close_all, args=(client, io, dedupe, outbox),
+        closer = threading.Thread(target=self._close_all, args=(client, io, dedupe, outbox, list(self._sessions)),
                                   name="slackai-agent-close", daemon=True)
         closer.start()
         closer.join(timeout)
@@ -240,37 +242,72 @@ class AgentService:
 
     @staticmethod
     def _close_all(client: SocketModeClient | None, io: ThreadPoolExecutor | None, dedupe: DedupeStore | None,
-                   outbox: SlackOutbox | None) -> None:
+                   outbox: SlackOutbox | None, sessions: list[Any]) -> None:
+        started = time.monotonic()
         if client is not None:
+            # default_... too: connect() resets auto_reconnect_enabled from it, and a reconnect
+            # racing with stop() would otherwise open a fresh session after the close.
+            client.default_auto_reconnect_enabled = False
             client.auto_reconnect_enabled = False
             client.closed = True
-            # Shut the TCP socket down first: the runner thread otherwise sits up to 10 s in
-            # websocket-client's select() before it notices the close (reference/slack.md 1.9).
-            raw = getattr(getattr(client.current_session, "sock", None), "sock", None)
+            done = threading.Event()
+            nudger = threading.Thread(target=AgentService._nudge_sockets, args=(client, sessions, done),
+                                      name="slackai-agent-close-nudge", daemon=True)
+            nudger.start()
             try:
-                client.disconnect()
-            except Exception:
-                log.debug("disconnect failed", exc_info=True)
-            if raw is not None:
-                try:
-                    raw.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            try:
-                client.close()
-            except Exception:
-                log.warning("closing the Socket Mode client failed", exc_info=True)
+                # client.close(), step by step, timed: which part is slow is worth knowing.
+                steps = [("disconnect", client.disconnect),
+                         ("runner", client.current_session_runner.shutdown),
+                         ("monitor", client.current_app_monitor.shutdown),
+                         ("wake processor", lambda: client.message_queue.put(None)),  # ends its 1 s get()
+                         ("processor", client.message_processor.shutdown),
+                         ("workers", client.message_workers.shutdown)]
+                for name, step in steps:
+                    t = time.monotonic()
+                    try:
+                        step()
+                    except Exception:
+                        log.warning("closing the Socket Mode client (%s) failed", name, exc_info=True)
+                    took = time.monotonic() - t
+                    (log.warning if took > 2 else log.debug)("close step %s took %.2fs", name, took)
+            finally:
+                done.set()
+        closed_at = time.monotonic()
         if outbox is not None:
             outbox.updates.stop()
         if io is not None:
             io.shutdown(wait=True, cancel_futures=False)
         if dedupe is not None:
             dedupe.close()
+        log.info("agent stopped: socket closed in %.2fs, replies drained in %.2fs", closed_at - started,
+                 time.monotonic() - closed_at)
+
+    @staticmethod
+    def _nudge_sockets(client: SocketModeClient, sessions: list[Any], done: threading.Event) -> None:
+        """Shut the TCP sockets down while close() runs.
+
+        websocket-client's runner waits in an epoll select() with a 10 s timeout, and a socket
+        *closed* under it never wakes it (closing drops the fd from epoll silently), so
+        close() took up to 10 s (reference/slack.md 1.9). shutdown() makes the fd readable
+        (EOF) at once. Repeated until close() returns, because a session created by a
+        racing reconnect can appear meanwhile.
+        """
+        while True:
+            for session in [client.current_session, *sessions]:
+                raw = getattr(getattr(session, "sock", None), "sock", None)
+                if raw is not None:
+                    try:
+                        raw.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            if done.wait(0.05):
+                return
 
     # ------------------------------------------------------------------ socket callbacks
     def _on_open(self, ws: Any) -> None:
         now = time.time()
         with self._lock:
+            self._sessions.add(ws)
             self._opens += 1
             self._session_opened_at = now
             self._last_frame_at = now
