@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 PROVIDER = "offline"
 MAX_NOT_UNDERSTOOD = 20
 DRAFT_SAMPLES = 8
+ANIMATION_WIDTH = 320  # preview size for animations without an explicit size or quality
+ANIMATION_SAMPLES = 16
 HIGH_SAMPLES = 128
 ULTRA_SAMPLES = 512
 DEFAULT_PLURAL_COUNT = 3
@@ -227,6 +229,7 @@ class _Parse:
         self.notes: list[str] = []
         self.changed = False  # an edit that changed something
         self.res_explicit = False
+        self.quality_explicit = False
         self.world_explicit = False
         self.format_explicit = False
         self.anim_explicit = False
@@ -430,6 +433,7 @@ class _Parse:
                 continue
             t.take(s, e)
             self.changed = True
+            self.quality_explicit = True
             if kind == "draft":
                 self.draft = True
                 out["samples"] = DRAFT_SAMPLES
@@ -1409,6 +1413,22 @@ class OfflineInterpreter:
             parse.warn("a stack of more than 12 objects would leave the frame: arranged in a grid instead")
             parse.arrangement = Arrangement.GRID
         _layout(parse.data, parse.arrangement, seed, parse.camera, reframe=True)
+        self._fast_animation_defaults(parse)
+
+    @staticmethod
+    def _fast_animation_defaults(parse: _Parse) -> None:
+        # A turntable renders every frame: at the still defaults (640x480, 32 samples) a
+        # 24-frame GIF takes minutes on a CPU node. Unless the request named a size or a
+        # quality, animations default to a preview that answers in seconds; "high quality"
+        # or a thread follow-up re-renders it bigger.
+        out = parse.data["output"]
+        if parse.data["animation"]["kind"] == "none" or parse.res_explicit or parse.quality_explicit:
+            return
+        out["width"], out["height"] = ANIMATION_WIDTH, max(MIN_RESOLUTION,
+                                                            round(ANIMATION_WIDTH * out["height"] / out["width"]))
+        out["samples"] = min(out["samples"], ANIMATION_SAMPLES)
+        parse.notes.append(f"animations render as a {out['width']}x{out['height']} preview at "
+                           f"{out['samples']} samples; ask for \"high quality\" for more")
 
     @staticmethod
     def _name_objects(objects: list[dict[str, Any]]) -> None:

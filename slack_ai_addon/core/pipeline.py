@@ -255,8 +255,15 @@ class JobPipeline:
                 job.outputs.append(JobOutput("spec", str(spec_path), "application/json",
                                              spec_path.stat().st_size))
             if result is not None and result.stopped:
-                job.status = JobStatus.CANCELLED if result.stopped == "cancelled" else JobStatus.FAILED
-                job.error = "cancelled" if result.stopped == "cancelled" else f"stopped: {result.stopped}"
+                partial = any(o.role in ("image", "video") for o in result.outputs)
+                if result.stopped == "cancelled":
+                    job.status, job.error = JobStatus.CANCELLED, "cancelled"
+                elif partial:
+                    # A turntable cut short by the time limit is still worth posting.
+                    job.warnings.append(f"stopped early ({result.stopped}) after {result.frames} frame(s); "
+                                        "the result is partial")
+                else:
+                    job.status, job.error = JobStatus.FAILED, f"stopped: {result.stopped}"
             if job.outputs and self.deps.output_store is not None:
                 job.status = JobStatus.UPLOADING if not job.status.is_final else job.status
                 if not job.status.is_final:
