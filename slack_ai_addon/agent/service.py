@@ -117,6 +117,7 @@ class AgentService:
         self._starter: threading.Thread | None = None
         self._classifier: Any = None
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()  # every WebSocketApp opened, for stop()
+        self._raw_sockets: list[socket.socket] = []
 
     # ------------------------------------------------------------------ public API
     def start(self) -> None:
@@ -177,7 +178,8 @@ class AgentService:
             except ValueError:
                 pass
         outbox = self.outbox
-        closer = threading.Thread(target=self._close_all, args=(client, io, dedupe, outbox, list(self._sessions)),
+        closer = threading.Thread(target=self._close_all,
+                                  args=(client, io, dedupe, outbox, self._sessions, self._raw_sockets),
                                   name="slackai-agent-close", daemon=True)
         closer.start()
         closer.join(timeout)
@@ -242,16 +244,17 @@ class AgentService:
 
     @staticmethod
     def _close_all(client: SocketModeClient | None, io: ThreadPoolExecutor | None, dedupe: DedupeStore | None,
-                   outbox: SlackOutbox | None, sessions: list[Any]) -> None:
+                   outbox: SlackOutbox | None, sessions: weakref.WeakSet[Any], raws: list[socket.socket]) -> None:
         started = time.monotonic()
         if client is not None:
+            AgentService._shutdown_sockets(client, sessions, raws)
             # default_... too: connect() resets auto_reconnect_enabled from it, and a reconnect
             # racing with stop() would otherwise open a fresh session after the close.
             client.default_auto_reconnect_enabled = False
             client.auto_reconnect_enabled = False
             client.closed = True
             done = threading.Event()
-            nudger = threading.Thread(target=AgentService._nudge_sockets, args=(client, sessions, done),
+            nudger = threading.Thread(target=AgentService._nudge_sockets, args=(client, sessions, raws, done),
                                       name="slackai-agent-close-nudge", daemon=True)
             nudger.start()
             try:
@@ -283,31 +286,47 @@ class AgentService:
                  time.monotonic() - closed_at)
 
     @staticmethod
-    def _nudge_sockets(client: SocketModeClient, sessions: list[Any], done: threading.Event) -> None:
-        """Shut the TCP sockets down while close() runs.
+    def _shutdown_sockets(client: SocketModeClient, sessions: weakref.WeakSet[Any], raws: list[socket.socket]) -> None:
+        """shutdown() (not close()) every TCP socket of this client.
 
         websocket-client's runner waits in an epoll select() with a 10 s timeout, and a socket
-        *closed* under it never wakes it (closing drops the fd from epoll silently), so
-        close() took up to 10 s (reference/slack.md 1.9). shutdown() makes the fd readable
-        (EOF) at once. Repeated until close() returns, because a session created by a
-        racing reconnect can appear meanwhile.
+        *closed* under it never wakes it (closing drops the fd from epoll silently; its own
+        close() skips the shutdown on some error paths), so close() took up to 10 s
+        (reference/slack.md 1.9). shutdown() makes the fd readable (EOF) at once.
         """
-        while True:
-            for session in [client.current_session, *sessions]:
-                raw = getattr(getattr(session, "sock", None), "sock", None)
-                if raw is not None:
-                    try:
-                        raw.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-            if done.wait(0.05):
-                return
+        found = list(raws)
+        for session in [client.current_session, *list(sessions)]:
+            raw = getattr(getattr(session, "sock", None), "sock", None)
+            if raw is not None:
+                found.append(raw)
+        for raw in found:
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+
+    @staticmethod
+    def _nudge_sockets(client: SocketModeClient, sessions: weakref.WeakSet[Any], raws: list[socket.socket],
+                       done: threading.Event) -> None:
+        """Repeat the shutdown while close() runs: a session opened by a reconnect racing
+        with stop() can appear meanwhile."""
+        while not done.wait(0.05):
+            AgentService._shutdown_sockets(client, sessions, raws)
 
     # ------------------------------------------------------------------ socket callbacks
     def _on_open(self, ws: Any) -> None:
         now = time.time()
+        client = self._client
+        if client is not None and ws is not client.current_session:
+            log.warning("a replaced Socket Mode session opened (slack_sdk start-up race)")
+        raw = getattr(getattr(ws, "sock", None), "sock", None)
         with self._lock:
             self._sessions.add(ws)
+            # The raw TCP sockets, kept apart from the session: websocket-client drops its
+            # reference (sock = None) before closing, and stop() must shut them down first.
+            self._raw_sockets = [r for r in self._raw_sockets if r.fileno() != -1]
+            if raw is not None:
+                self._raw_sockets.append(raw)
             self._opens += 1
             self._session_opened_at = now
             self._last_frame_at = now
