@@ -55,7 +55,8 @@ def _print_summary(job: Job) -> None:
     if job.error:
         print(f"error: {job.error}")
     for o in job.outputs:
-        extra = f"  (s3: {o.s3_key})" if o.s3_key else ""
+        # The local store fills s3_key/url too (same key layout, file:// URL): show only real uploads.
+        extra = f"  (s3: {o.s3_key})" if o.s3_key and not o.url.startswith("file:") else ""
         print(f"{o.role:>7}: {o.path}{extra}")
     if job.timings:
         print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(job.timings.items())))
