@@ -31,7 +31,6 @@ from .pacing import ChannelPacer, UpdateCoalescer, call_slack
 log = logging.getLogger(__name__)
 
 UPLOAD_ATTEMPTS = 3
-UPLOAD_ROLES = ("poster", "image", "video")  # the .blend goes up only when asked ("Get .blend")
 
 
 class SerialLanes:
@@ -316,9 +315,7 @@ class SlackReplier:
 
     def _on_render_done(self, t: ReplyTarget, job: Job) -> None:
         total_s = time.time() - t.created_at
-        roles = UPLOAD_ROLES + (("blend",) if job.options.get("save_blend") else ())
-        files = [(o.path, _title(o.role, job)) for o in job.outputs
-                 if o.role in roles and Path(o.path).is_file()]
+        files = [(o.path, _title(o.role, job)) for o in upload_outputs(job)]
         uploaded = False
         if files and not t.via_response_url:
             self.outbox.updates.discard(t.channel, t.placeholder_ts)
@@ -359,6 +356,17 @@ class SlackReplier:
                 self.store.save(job)
         except Exception:  # a lost ts only costs follow-ups after a restart (dedupe has it too)
             log.warning("could not save the Slack ts of job %s", job_id, exc_info=True)
+
+
+def upload_outputs(job: Job) -> list[Any]:
+    """What goes to Slack: poster + video for an animation, else the still (one image)."""
+    present = [o for o in job.outputs if Path(o.path).is_file()]
+    videos = [o for o in present if o.role == "video"]
+    stills = [o for o in present if o.role == "image"] or [o for o in present if o.role == "poster"]
+    chosen = ([o for o in present if o.role == "poster"][:1] + videos) if videos else stills[:1]
+    if job.options.get("save_blend"):
+        chosen += [o for o in present if o.role == "blend"][:1]
+    return chosen
 
 
 def _title(role: str, job: Job) -> str:

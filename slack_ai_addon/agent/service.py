@@ -46,6 +46,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATES = ("offline", "connecting", "connected", "reconnecting", "error")
+# Loggers that report our own deliberate socket shutdown in stop() as errors.
+_NOISY_ON_CLOSE = ("slack_sdk.socket_mode.websocket_client", "websocket")
+
+
+class _DropWhileClosing(logging.Filter):
+    """Hides "connection lost" errors caused by stop() itself (it shuts the socket down)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
 class AgentConfigError(ValueError):
@@ -246,6 +255,9 @@ class AgentService:
     def _close_all(client: SocketModeClient | None, io: ThreadPoolExecutor | None, dedupe: DedupeStore | None,
                    outbox: SlackOutbox | None, sessions: weakref.WeakSet[Any], raws: list[socket.socket]) -> None:
         started = time.monotonic()
+        quiet = _DropWhileClosing()
+        for name in _NOISY_ON_CLOSE:
+            logging.getLogger(name).addFilter(quiet)
         if client is not None:
             AgentService._shutdown_sockets(client, sessions, raws)
             # default_... too: connect() resets auto_reconnect_enabled from it, and a reconnect
@@ -282,6 +294,8 @@ class AgentService:
             io.shutdown(wait=True, cancel_futures=False)
         if dedupe is not None:
             dedupe.close()
+        for name in _NOISY_ON_CLOSE:
+            logging.getLogger(name).removeFilter(quiet)
         log.info("agent stopped: socket closed in %.2fs, replies drained in %.2fs", closed_at - started,
                  time.monotonic() - closed_at)
 
