@@ -108,7 +108,8 @@ def _report(srv: Any, runtime: Any, ack: Any, job_ids: list[str], *, timed_out: 
     payload = ack.payload or {}
     print(f"ack ({payload.get('response_type', 'plain')}): {payload.get('text', '') or '(no text)'}")
     for post in srv.response_url_posts:
-        print(f"reply ({post.get('response_type', 'ephemeral')}): {post.get('text', '')}")
+        body = post.get("body") if isinstance(post.get("body"), dict) else {}
+        print(f"reply ({body.get('response_type', 'ephemeral')}): {body.get('text', '')}")
     for msg in srv.channel_messages(CHANNEL):
         if not msg.get("bot_id"):
             continue
