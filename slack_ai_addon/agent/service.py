@@ -16,7 +16,9 @@ Threads (none of them touches bpy):
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATES = ("offline", "connecting", "connected", "reconnecting", "error")
+_ENVELOPE_ID = re.compile(r'"envelope_id"\s*:\s*"([^"]+)"')
 # Loggers that report our own deliberate socket shutdown in stop() as errors.
 _NOISY_ON_CLOSE = ("slack_sdk.socket_mode.websocket_client", "websocket")
 
@@ -361,31 +364,51 @@ class AgentService:
             self._detail = f"connection error: {type(error).__name__}"
 
     def _on_raw(self, ws: Any, raw: str) -> None:
-        # Runner thread: only a timestamp, everything else happens on the workers.
+        """Every inbound text frame, on the websocket runner thread, before slack_sdk queues
+        it for its worker pool. The ack goes out from here: in a burst the pool is busy
+        routing earlier envelopes, and an ack waiting behind them would miss Slack's 3 s."""
         self._last_frame_at = time.time()
+        if '"envelope_id"' not in raw:
+            return  # hello, disconnect: nothing to ack
+        message: Any = None
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            pass
+        if isinstance(message, dict):
+            envelope_id = message.get("envelope_id")
+        else:  # unparseable: still ack it, or Slack redelivers it forever
+            match = _ENVELOPE_ID.search(raw)
+            envelope_id = match.group(1) if match else None
+            message = {}
+        if not isinstance(envelope_id, str) or not envelope_id:
+            return
+        ack = None
+        router = self.router
+        if router is not None and message.get("accepts_response_payload") is True:
+            envelope_type = message.get("type")
+            ack = router.ack_payload(envelope_type if isinstance(envelope_type, str) else "", message.get("payload"))
+        client = self._client
+        try:
+            if client is not None:
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope_id, payload=ack))
+        except Exception:
+            log.exception("ack failed for envelope %s", envelope_id)
 
     def _on_frame(self, client: Any, message: dict[str, Any], raw: str | None = None) -> None:
-        """Every parsed frame, on slack_sdk's worker pool. Ack first, then route."""
+        """Every parsed frame, on slack_sdk's worker pool, after `_on_raw` acked it: route."""
         envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
         if not isinstance(envelope_id, str) or not envelope_id:
             if isinstance(message, dict) and message.get("type") == "hello":
                 self._set_state("connected", "Socket Mode connection open")
             return
-        router = self.router
         envelope_type = message.get("type")
-        envelope_type = envelope_type if isinstance(envelope_type, str) else ""
-        payload = message.get("payload")
-        ack = None
-        if router is not None and message.get("accepts_response_payload") is True:
-            ack = router.ack_payload(envelope_type, payload)
-        try:
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope_id, payload=ack))
-        except Exception:
-            log.exception("ack failed for envelope %s", envelope_id)
         with self._lock:
             self._envelopes += 1
+        router = self.router
         if router is not None:
-            router.dispatch(envelope_type, payload, envelope_id)
+            router.dispatch(envelope_type if isinstance(envelope_type, str) else "", message.get("payload"),
+                            envelope_id)
 
     # ------------------------------------------------------------------ watchdog
     def _last_alive(self) -> float:
