@@ -177,10 +177,9 @@ def test_thread_follow_up_rerenders_with_changed_spec(harness: Harness) -> None:
     edit_calls = [prev for text, prev in h.interpreter.calls if text == "make it blue"]
     assert edit_calls == [first.spec], h.interpreter.calls  # the parent's spec was passed as `previous`
     assert child.spec["objects"][0]["material"]["base_color"] == "#0000ff"
-    uploads = h.wait(lambda: [f for f in h.srv.files.values() if f.thread_ts == ts and f.filename == "render.png"]
-                     and len([f for f in h.srv.files.values() if f.thread_ts == ts]) >= 2 and
-                     [f for f in h.srv.files.values() if f.thread_ts == ts], what="second upload")
-    r, g, b = png_ok(sorted(uploads, key=lambda f: f.id)[-1].data)
+    upload = h.wait(lambda: [f for f in h.srv.files.values() if f.thread_ts == ts and child.id in (f.title or "")
+                             and f.completed], what="the edited render in the same thread")[0]
+    r, g, b = png_ok(upload.data)
     assert b > 200 and r < 50  # now blue
     # Ordinary chatter in the channel (no mention, not in a render thread) is left alone.
     h.srv.post_user_message(C, "U1", "lunch anyone?")
