@@ -106,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(srv: Any, runtime: Any, ack: Any, job_ids: list[str], *, timed_out: bool) -> int:
     payload = ack.payload or {}
-    print(f"ack ({payload.get('response_type', 'plain')}): {payload.get('text', '') or '(no text)'}")
+    if payload.get("text"):
+        print(f"ack ({payload.get('response_type', 'ephemeral')}): {payload['text']}")
+    elif payload.get("response_type") == "in_channel":
+        print("ack: in_channel (Slack shows the command in the channel)")
     for post in srv.response_url_posts:
         body = post.get("body") if isinstance(post.get("body"), dict) else {}
         print(f"reply ({body.get('response_type', 'ephemeral')}): {body.get('text', '')}")

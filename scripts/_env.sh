@@ -33,9 +33,13 @@ ensure_venv() {
     local want
     want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        echo "Installing dependencies ($extras) into .venv ..." >&2
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2 || true
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$extras]" >&2
+        echo "Installing dependencies ($extras) into .venv (log: .venv/install.log) ..." >&2
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >"$VENV/install.log" 2>&1 || true
+        if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[$extras]" >>"$VENV/install.log" 2>&1; then
+            tail -n 30 "$VENV/install.log" >&2
+            echo "error: installing the dependencies failed; full log in $VENV/install.log" >&2
+            exit 3
+        fi
         echo "$want" > "$stamp"
     fi
 }

@@ -203,10 +203,31 @@ class SlackReplier:
 
     # -- JobListener
     def on_job_event(self, event: JobEvent) -> None:
-        target = self.target(event.job.id)
+        target = self.target(event.job.id) or self._adopt(event)
         if target is None:
             return
         self.lanes.submit(event.job.id, lambda: self._handle(target, event))
+
+    def _adopt(self, event: JobEvent) -> ReplyTarget | None:
+        """A Slack job that another node received and this node runs (shared job table).
+
+        The receiving node posted the placeholder and saved its ts on the job; the node that
+        renders is the one with progress and files, so it takes over the replies.
+        """
+        job = event.job
+        req = job.requester
+        if req.source != "slack" or not req.channel_id or event.kind == "queued":
+            return None
+        placeholder_ts = job.slack_ts
+        if not placeholder_ts:
+            fresh = self.store.get(job.id)
+            placeholder_ts = fresh.slack_ts if fresh is not None else ""
+        target = ReplyTarget(job_id=job.id, channel=req.channel_id, user_id=req.user_id,
+                             thread_ts=req.thread_ts, response_url=req.response_url, placeholder=False,
+                             placeholder_ts=placeholder_ts, created_at=job.created_at)
+        with self._lock:
+            target = self._targets.setdefault(job.id, target)
+        return target
 
     def cancelled_elsewhere(self, job: Job, by: str) -> None:
         """A queued job cancelled in the store emits no pipeline event: reply ourselves."""
@@ -274,6 +295,8 @@ class SlackReplier:
         self.outbox.updates.started(t.channel, t.placeholder_ts)
         if job.kind is JobKind.RENDER:
             self.dedupe.remember_thread(t.channel, t.root_ts, job.id)
+            # Saved at once so that any node that claims the job can update this message.
+            self._record_slack_ts(job.id, t.placeholder_ts)
 
     def _final(self, t: ReplyTarget, job: Job, text: str, blocks: bk.Blocks) -> None:
         """The last word on a job: update the placeholder, else post, else response_url."""
@@ -350,10 +373,7 @@ class SlackReplier:
         if not ts:
             return
         try:
-            job = self.store.get(job_id)
-            if job is not None and not job.slack_ts:
-                job.slack_ts = ts
-                self.store.save(job)
+            self.store.set_slack_ts(job_id, ts)
         except Exception:  # a lost ts only costs follow-ups after a restart (dedupe has it too)
             log.warning("could not save the Slack ts of job %s", job_id, exc_info=True)
 

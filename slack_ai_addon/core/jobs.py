@@ -181,6 +181,11 @@ class JobStore(Protocol):
         """Queued jobs are cancelled at once; running ones get `cancel_requested`."""
         ...
 
+    def set_slack_ts(self, job_id: str, ts: str) -> None:
+        """Record the job's Slack message. Touches only that column: a full `save` from a
+        stale copy could undo a claim made meanwhile by another node."""
+        ...
+
     def list_jobs(self, *, user_id: str = "", statuses: tuple[JobStatus, ...] | None = None,
                   limit: int = 20) -> list[Job]:
         """Newest first."""
@@ -322,6 +327,13 @@ class InMemoryJobStore:
                 job.cancel_requested = True
             job.updated_at = time.time()
             return job.copy()
+
+    def set_slack_ts(self, job_id: str, ts: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                job.slack_ts = ts
+                job.updated_at = time.time()
 
     def list_jobs(self, *, user_id: str = "", statuses: tuple[JobStatus, ...] | None = None,
                   limit: int = 20) -> list[Job]:

@@ -182,7 +182,17 @@ def check_analytics(store) -> None:
     assert sum(d["jobs"] for d in stats["per_day"]) == 3
 
 
-CHECKS = [check_protocols_and_roundtrip, check_save_transitions, check_claim_order_kinds_and_leases,
+def check_set_slack_ts_touches_only_that_column(store) -> None:
+    job = store.add(_job())
+    claimed = store.claim(job.id, "n1", 30)
+    assert claimed is not None
+    store.set_slack_ts(job.id, "1700000000.000100")  # e.g. the receiving node, after the claim
+    got = store.get(job.id)
+    assert got.slack_ts == "1700000000.000100"
+    assert got.status is JobStatus.CLAIMED and got.lease_owner == "n1" and got.attempts == 1
+
+
+CHECKS = [check_set_slack_ts_touches_only_that_column, check_protocols_and_roundtrip, check_save_transitions, check_claim_order_kinds_and_leases,
           check_requeue_and_three_node_rule, check_failed_node_is_skipped, check_cancel, check_list_and_count,
           check_hostile_text_is_data, check_huge_prompt_truncated, check_analytics]
 

@@ -119,6 +119,7 @@ def _exercise(store: SqlJobStore) -> None:
     store.claim_next("node-1", 60, (JobKind.RENDER, JobKind.ANALYZE))
     store.claim(job.id, "node-1", 60)
     store.renew_lease(job.id, "node-1", 60)
+    store.set_slack_ts(job.id, "1700000000.000100")
     job.status = JobStatus.RUNNING
     store.save(job)
     store.requeue_expired()

@@ -240,6 +240,9 @@ class Queries:
         return self._p("UPDATE jobs SET status = :cancelled, error = :error, updated_at = :now "
                        "WHERE id = :id AND status = :queued")
 
+    def set_slack_ts(self) -> str:
+        return self._p("UPDATE jobs SET slack_ts = :ts, updated_at = :now WHERE id = :id")
+
     def cancel_running(self) -> str:
         return self._p("UPDATE jobs SET cancel_requested = 1, updated_at = :now "
                        f"WHERE id = :id AND status IN ({in_list('live', 3)})")

@@ -376,6 +376,10 @@ class SqlJobStore:
             rows = self._rows(self._exec(cur, self.q.get_job(), {"id": job_id}))
         return row_to_job(rows[0]) if rows else None
 
+    def set_slack_ts(self, job_id: str, ts: str) -> None:
+        with self._tx() as cur:
+            self._exec(cur, self.q.set_slack_ts(), {"ts": ts, "now": time.time(), "id": job_id})
+
     def list_jobs(self, *, user_id: str = "", statuses: tuple[JobStatus, ...] | None = None,
                   limit: int = 20) -> list[Job]:
         if statuses is not None and not statuses:
