@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from .jobs import Job, JobKind, JobOutput, JobStatus, JobStore, MAX_REQUEST_CHARS
+from .jobs import MAX_REQUEST_CHARS, Job, JobKind, JobOutput, JobStatus, JobStore
 from .scene_spec import SceneSpec, SpecError, parse_scene_spec
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,14 @@ import time
 import pytest
 
 from slack_ai_addon.core.jobs import (
-    InMemoryJobStore, InvalidTransition, Job, JobKind, JobStatus, JobStore, Requester, check_transition,
+    InMemoryJobStore,
+    InvalidTransition,
+    Job,
+    JobKind,
+    JobStatus,
+    JobStore,
+    Requester,
+    check_transition,
 )
 
 

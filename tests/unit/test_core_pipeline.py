@@ -10,7 +10,13 @@ from PIL import Image
 from slack_ai_addon.core.dispatcher import Dispatcher
 from slack_ai_addon.core.jobs import InMemoryJobStore, Job, JobKind, JobOutput, JobStatus, Requester
 from slack_ai_addon.core.pipeline import (
-    Interpretation, JobEvent, JobPipeline, PipelineDeps, RenderProgress, RenderResult, StorageUnavailable,
+    Interpretation,
+    JobEvent,
+    JobPipeline,
+    PipelineDeps,
+    RenderProgress,
+    RenderResult,
+    StorageUnavailable,
     UserError,
 )
 from slack_ai_addon.core.scene_spec import ObjectSpec, Primitive, SceneSpec, SpecError

@@ -192,7 +192,8 @@ def check_set_slack_ts_touches_only_that_column(store) -> None:
     assert got.status is JobStatus.CLAIMED and got.lease_owner == "n1" and got.attempts == 1
 
 
-CHECKS = [check_set_slack_ts_touches_only_that_column, check_protocols_and_roundtrip, check_save_transitions, check_claim_order_kinds_and_leases,
+CHECKS = [check_set_slack_ts_touches_only_that_column,
+          check_protocols_and_roundtrip, check_save_transitions, check_claim_order_kinds_and_leases,
           check_requeue_and_three_node_rule, check_failed_node_is_skipped, check_cancel, check_list_and_count,
           check_hostile_text_is_data, check_huge_prompt_truncated, check_analytics]
 
