@@ -391,7 +391,8 @@ def build_lights(spec: SceneSpec, built: BuiltScene) -> list[Any]:
     specs = _rig_lights(spec.lighting.rig) + list(spec.lighting.lights)
     objs = []
     for i, ls in enumerate(specs):
-        light = built.track(bpy.data.lights.new(f"{built.job_id} light {i + 1}", type=ls.type.value.upper()))  # type: ignore[arg-type]  # enum values match
+        # Our light types are Blender's, lower-cased.
+        light = built.track(bpy.data.lights.new(f"{built.job_id} light {i + 1}", type=ls.type.value.upper()))
         light.energy = ls.energy
         light.color = hex_to_linear_rgba(ls.color)[:3]
         compat.set_light_size(light, ls.size)
