@@ -1175,17 +1175,22 @@ class _Parse:
             elif current and not (t.free(i) and w in STOP_WORDS and t.toks[i].kind == "word"
                                   and w not in ("and", "with") and i + 1 < len(t) and t.free(i + 1)
                                   and t.w(i + 1) not in STOP_WORDS and False):
-                phrases.append(" ".join(current))
+                phrases.append(_clip_phrase(current))
                 current = []
             if len(phrases) >= MAX_NOT_UNDERSTOOD:
                 break
         if current and len(phrases) < MAX_NOT_UNDERSTOOD:
-            phrases.append(" ".join(current))
+            phrases.append(_clip_phrase(current))
         seen: list[str] = []
         for p in phrases:
             if p.lower() not in (s.lower() for s in seen):
                 seen.append(p)
         return seen
+
+
+def _clip_phrase(words: list[str], limit: int = 6) -> str:
+    # A run of unknown words can be thousands long ("blah blah ..."): messages stay short.
+    return " ".join(words[:limit]) + (" …" if len(words) > limit else "")
 
 
 # ------------------------------------------------------------------------ building objects

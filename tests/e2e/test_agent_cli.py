@@ -33,7 +33,7 @@ def test_command_analyze_answers_like_slack(tmp_path: Path) -> None:
     res = _run(["command", "/analyze I love this new AI system!", "--out", str(tmp_path)],
                env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "ack (in_channel)" in res.stdout
+    assert "ack: in_channel" in res.stdout
     assert "Sentiment: positive" in res.stdout
     assert ": done" in res.stdout
 
