@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,3 +52,19 @@ def render_spec(tmp_path: Path) -> Callable[..., tuple[RenderResult, list[Render
         return result, events
 
     return run
+
+
+REPO = Path(__file__).resolve().parents[2]
+ADDON = "slack_ai_addon"
+
+
+@pytest.fixture
+def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private Blender user folder with the add-on linked in, as a user would install it."""
+    scripts = tmp_path / "scripts"
+    (scripts / "addons").mkdir(parents=True)
+    os.symlink(REPO / ADDON, scripts / "addons" / ADDON)
+    monkeypatch.setenv("BLENDER_USER_SCRIPTS", str(scripts))
+    monkeypatch.setenv("BLENDER_USER_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path

@@ -3,7 +3,6 @@ three times in a row (classes, timers, handlers, threads, properties, the CLI co
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -20,16 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 ADDON = "slack_ai_addon"
 
 
-@pytest.fixture
-def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private Blender user folder with the add-on linked in, as a user would install it."""
-    scripts = tmp_path / "scripts"
-    (scripts / "addons").mkdir(parents=True)
-    os.symlink(REPO / ADDON, scripts / "addons" / ADDON)
-    monkeypatch.setenv("BLENDER_USER_SCRIPTS", str(scripts))
-    monkeypatch.setenv("BLENDER_USER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return tmp_path
 
 
 def _handler_counts() -> dict[str, int]:

@@ -4,7 +4,6 @@ the timer survives raising pumps and raising jobs."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -56,13 +55,7 @@ _explode = {"job_id": ""}
 
 
 @pytest.fixture
-def addon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    scripts = tmp_path / "scripts"
-    (scripts / "addons").mkdir(parents=True)
-    os.symlink(REPO / ADDON, scripts / "addons" / ADDON)
-    monkeypatch.setenv("BLENDER_USER_SCRIPTS", str(scripts))
-    monkeypatch.setenv("BLENDER_USER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+def addon(user_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
     from slack_ai_addon.core.jobs import InMemoryJobStore
     from slack_ai_addon.core.pipeline import JobPipeline, PipelineDeps

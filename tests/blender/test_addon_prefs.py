@@ -3,7 +3,6 @@ into userpref; env vars win over preferences; only plain Settings reach threads.
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -21,13 +20,7 @@ DB_URL = "mssql+pymssql://sa:Pa55-NEVERINUSERPREF@db.example:1433/slack_ai"
 
 
 @pytest.fixture
-def addon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    scripts = tmp_path / "scripts"
-    (scripts / "addons").mkdir(parents=True)
-    os.symlink(REPO / ADDON, scripts / "addons" / ADDON)
-    monkeypatch.setenv("BLENDER_USER_SCRIPTS", str(scripts))
-    monkeypatch.setenv("BLENDER_USER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+def addon(user_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name in ("ROUTELLM_MODEL", "SLACK_AI_SECRETS_FILE"):
         monkeypatch.delenv(name, raising=False)
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
