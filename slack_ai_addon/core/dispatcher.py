@@ -24,6 +24,7 @@ from .pipeline import JobPipeline, RenderResult, UserError
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 5.0
+UPLOAD_RETRY_INTERVAL_S = 30.0  # uploads queued while object storage was down
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Dispatcher:
         self._cancel: set[str] = set()
         self._lock = threading.Lock()
         self._last_sweep = 0.0
+        self._last_upload_retry = 0.0
+        self._upload_retry: Future[None] | None = None
         self.current_job_id = ""
         self.started_at = time.time()
         self.jobs_done = 0
@@ -68,6 +71,9 @@ class Dispatcher:
                     log.warning("lease expired; job requeued", extra={"job_id": job_id})
             except Exception:
                 log.exception("lease sweep failed")
+            if now - self._last_upload_retry > UPLOAD_RETRY_INTERVAL_S:
+                self._last_upload_retry = now
+                self._retry_uploads()
         self._claim_more()
         while time.monotonic() < deadline:
             try:
@@ -145,6 +151,22 @@ class Dispatcher:
         finally:
             self.current_job_id = ""
         self.io.submit(self._finish, job, result)
+
+    def _retry_uploads(self) -> None:
+        """Send uploads queued during an object-storage outage, on the I/O pool (network)."""
+        retry = getattr(self.pipeline.deps.output_store, "retry_pending", None)
+        if retry is None or (self._upload_retry is not None and not self._upload_retry.done()):
+            return
+
+        def run() -> None:
+            try:
+                sent = retry()
+                if sent:
+                    log.info("uploaded %d queued output(s) to object storage", sent)
+            except Exception:
+                log.warning("retrying queued uploads failed; will try again", exc_info=True)
+
+        self._upload_retry = self.io.submit(run)
 
     def _should_stop(self, job: Job) -> str:
         with self._lock:

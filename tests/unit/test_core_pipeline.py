@@ -196,3 +196,31 @@ def test_dispatcher_survives_a_raising_renderer(tmp_path: Path) -> None:
         assert events.kinds()[-1] == "failed"
     finally:
         disp.shutdown()
+
+
+def test_dispatcher_retries_queued_uploads_off_the_draining_thread(tmp_path: Path) -> None:
+    class QueuedUploads:
+        def __init__(self) -> None:
+            self.threads: list[str] = []
+
+        def store(self, job: Job, outputs: list[JobOutput]) -> list[JobOutput]:
+            return outputs
+
+        def retry_pending(self) -> int:
+            self.threads.append(threading.current_thread().name)
+            return 1
+
+    uploads = QueuedUploads()
+    pipe, _ = _pipeline(tmp_path, output_store=uploads)
+    disp = Dispatcher(pipe)
+    try:
+        disp.drain(0.01)
+        deadline = time.monotonic() + 5
+        while not uploads.threads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert uploads.threads and uploads.threads[0].startswith("slackai-io")
+        disp.drain(0.01)  # within the retry interval: not again
+        time.sleep(0.1)
+        assert len(uploads.threads) == 1
+    finally:
+        disp.shutdown()
