@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 from PIL import Image
@@ -102,6 +103,21 @@ class BlenderSceneRenderer:
     def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str,
                progress: ProgressFn, should_stop: StopFn) -> RenderResult:
         """Render `spec` into `out_dir`; always removes the job's Blender data before returning."""
+        steps = self.render_steps(spec, out_dir, job_id=job_id, progress=progress, should_stop=should_stop)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return cast(RenderResult, done.value)
+
+    def render_steps(self, spec: SceneSpec, out_dir: Path, *, job_id: str, progress: ProgressFn,
+                     should_stop: StopFn) -> Generator[None, None, RenderResult]:
+        """The same render, one step at a time: it yields after building and after each frame.
+
+        The GUI's timer advances it a step per tick, so Blender redraws (progress bar,
+        Cancel button) between frames instead of freezing for the whole animation. Closing
+        the generator early still cleans up (the `finally` below runs on `close()`).
+        """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -120,6 +136,7 @@ class BlenderSceneRenderer:
                 t = time.perf_counter()
                 outputs.append(self._save_blend(built, out_dir / "scene.blend"))
                 timings["blend_s"] = time.perf_counter() - t
+            yield
 
             def check_stop() -> None:
                 reason = should_stop()
@@ -143,6 +160,7 @@ class BlenderSceneRenderer:
                         frame_paths.append(path)
                         frames_done = i
                         progress(RenderProgress("rendering", i, built.frames, time.perf_counter() - start))
+                        yield
                 except RenderStopped as stop:
                     stopped = str(stop)
                     log.info("job %s stopped after %d/%d frames: %s", job_id, frames_done, built.frames, stopped)

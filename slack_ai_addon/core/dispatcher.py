@@ -15,8 +15,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 from .jobs import Job, JobKind, JobStatus
 from .pipeline import JobPipeline, RenderResult, UserError
@@ -34,7 +36,9 @@ class _Ready:
 
 class Dispatcher:
     def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 2,
-                 heartbeat_s: float = 10.0, can_render: bool = True) -> None:
+                 heartbeat_s: float = 10.0, can_render: bool = True, incremental: bool = False) -> None:
+        """`incremental`: render a step (a frame) per `drain` call and return, so a GUI timer
+        keeps Blender responsive between frames; headless loops render a job in one go."""
         self.pipeline = pipeline
         self.store = pipeline.deps.store
         self.node_id = pipeline.deps.node_id
@@ -50,6 +54,8 @@ class Dispatcher:
         self._last_sweep = 0.0
         self._last_upload_retry = 0.0
         self._upload_retry: Future[None] | None = None
+        self.incremental = incremental
+        self._active: tuple[Job, Generator[None, None, RenderResult]] | None = None
         self.current_job_id = ""
         self.started_at = time.time()
         self.jobs_done = 0
@@ -75,13 +81,24 @@ class Dispatcher:
                 self._last_upload_retry = now
                 self._retry_uploads()
         self._claim_more()
-        while time.monotonic() < deadline:
+        # At least one unit of work per call (a render step, or a whole job when not
+        # incremental), then more while the budget lasts.
+        worked = False
+        while not (worked and time.monotonic() >= deadline):
+            if self._active is not None:
+                done += self._step_active()
+                worked = True
+                continue
             try:
                 ready = self._ready.get_nowait()
             except queue.Empty:
                 break
-            self._render_and_finish(ready.job)
-            done += 1
+            if self.incremental:
+                self._start_active(ready.job)
+            else:
+                self._render_and_finish(ready.job)
+                done += 1
+                worked = True
         return done
 
     def in_flight(self) -> int:
@@ -89,7 +106,7 @@ class Dispatcher:
             return len(self._held)
 
     def idle(self) -> bool:
-        return self.in_flight() == 0 and self._ready.empty()
+        return self.in_flight() == 0 and self._ready.empty() and self._active is None
 
     def request_cancel(self, job_id: str) -> None:
         with self._lock:
@@ -97,6 +114,12 @@ class Dispatcher:
 
     def shutdown(self, wait: bool = True) -> None:
         self._stop.set()
+        if self._active is not None:  # a GUI render in the middle: its cleanup runs on close()
+            job, steps = self._active
+            self._active = None
+            steps.close()
+            self._release(job.id)
+            self.pipeline.fail(job, "Blender stopped the agent before the render finished")
         self.io.shutdown(wait=wait, cancel_futures=not wait)
 
     # ------------------------------------------------------------------ internals
@@ -131,7 +154,7 @@ class Dispatcher:
         else:
             self._finish(job, None)
 
-    def _render_and_finish(self, job: Job) -> None:
+    def _cancelled_before_render(self, job: Job) -> bool:
         fresh = self.store.get(job.id)
         if fresh is not None and (fresh.cancel_requested or fresh.status.is_final):
             self._release(job.id)
@@ -139,6 +162,37 @@ class Dispatcher:
                 fresh.status = JobStatus.CANCELLED
                 fresh.error = "cancelled before rendering"
                 self.pipeline.finish(fresh, None)
+            return True
+        return False
+
+    def _start_active(self, job: Job) -> None:
+        if self._cancelled_before_render(job):
+            return
+        self.current_job_id = job.id
+        self._active = (job, self.pipeline.render_steps(job, should_stop=lambda: self._should_stop(job)))
+
+    def _step_active(self) -> int:
+        """Advance the active render by one step; 1 when it finished (or failed)."""
+        assert self._active is not None
+        job, steps = self._active
+        try:
+            next(steps)
+            return 0
+        except StopIteration as done:
+            self._active = None
+            self.current_job_id = ""
+            self.io.submit(self._finish, job, cast(RenderResult, done.value))
+            return 1
+        except BaseException as exc:
+            log.exception("render failed", extra={"job_id": job.id})
+            self._active = None
+            self.current_job_id = ""
+            self._release(job.id)
+            self.pipeline.fail(job, f"render failed: {exc}")
+            return 1
+
+    def _render_and_finish(self, job: Job) -> None:
+        if self._cancelled_before_render(job):
             return
         self.current_job_id = job.id
         try:

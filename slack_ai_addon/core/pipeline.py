@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .jobs import MAX_REQUEST_CHARS, Job, JobKind, JobOutput, JobStatus, JobStore
 from .scene_spec import SceneSpec, SpecError, parse_scene_spec
@@ -212,6 +212,15 @@ class JobPipeline:
     # -- step 2
     def render(self, job: Job, *, should_stop: StopFn | None = None) -> RenderResult:
         """Blender's main thread only."""
+        steps = self.render_steps(job, should_stop=should_stop)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return cast(RenderResult, done.value)
+
+    def render_steps(self, job: Job, *, should_stop: StopFn | None = None) -> Generator[None, None, RenderResult]:
+        """`render`, yielding between frames when the renderer can (the GUI's timer drives it)."""
         if self.deps.renderer is None:
             raise RuntimeError("this node has no renderer")
         assert job.spec is not None, "prepare() first"
@@ -234,7 +243,12 @@ class JobPipeline:
             return reason
 
         start = time.perf_counter()
-        result = self.deps.renderer.render(spec, out_dir, job_id=job.id, progress=progress, should_stop=stop)
+        stepwise = getattr(self.deps.renderer, "render_steps", None)
+        if stepwise is not None:
+            result = cast(RenderResult, (yield from stepwise(spec, out_dir, job_id=job.id, progress=progress,
+                                                             should_stop=stop)))
+        else:
+            result = self.deps.renderer.render(spec, out_dir, job_id=job.id, progress=progress, should_stop=stop)
         _timed(job, "render_total_s", start)
         job.timings.update({k: round(v, 4) for k, v in result.timings.items()})
         job.outputs = list(result.outputs)

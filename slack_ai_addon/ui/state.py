@@ -176,7 +176,8 @@ def dispatcher_pump(budget_s: float) -> bool:
     rt = session.runtime
     if rt is None:
         return False
-    dispatcher = rt.dispatcher()
+    # Incremental: a frame per tick, so the UI (progress bar, Cancel) lives during a render.
+    dispatcher = rt.dispatcher(incremental=True)
     done = dispatcher.drain(budget_s)
     return bool(done) or not dispatcher.idle()
 

@@ -224,3 +224,71 @@ def test_dispatcher_retries_queued_uploads_off_the_draining_thread(tmp_path: Pat
         assert len(uploads.threads) == 1
     finally:
         disp.shutdown()
+
+
+class SteppedRenderer(PngRenderer):
+    """Yields between frames like the real renderer's render_steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cleaned_up = 0
+        self.frames_done = 0
+
+    def render_steps(self, spec: SceneSpec, out_dir: Path, *, job_id: str, progress, should_stop):  # type: ignore[no-untyped-def]
+        try:
+            frames = spec.animation.frames if spec.is_animation else 1
+            for i in range(1, frames + 1):
+                reason = should_stop()
+                if reason:
+                    return RenderResult(outputs=[], frames=i - 1, stopped=reason)
+                progress(RenderProgress("rendering", i, frames, 0.0))
+                self.frames_done = i
+                yield
+            path = out_dir / "image.png"
+            Image.new("RGB", (8, 6), (10, 10, 200)).save(path)
+            return RenderResult(outputs=[JobOutput("image", str(path), "image/png", path.stat().st_size)],
+                                frames=frames)
+        finally:
+            self.cleaned_up += 1
+
+
+def test_incremental_dispatcher_renders_one_frame_per_drain(tmp_path: Path) -> None:
+    renderer = SteppedRenderer()
+    pipe, events = _pipeline(tmp_path, renderer=renderer)
+    disp = Dispatcher(pipe, incremental=True)
+    try:
+        job = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))  # 5 frames
+        per_drain: list[int] = []
+        for _ in range(200):
+            before = renderer.frames_done
+            disp.drain(0.0)  # a zero budget still advances the active render by one step
+            per_drain.append(renderer.frames_done - before)
+            if disp.idle():
+                break
+            time.sleep(0.01)
+        final = pipe.deps.store.get(job.id)
+        assert final is not None and final.status is JobStatus.DONE
+        assert renderer.cleaned_up == 1 and renderer.frames_done == 5
+        # Each drain call advanced at most one frame: the timer returned to Blender in between.
+        assert max(per_drain) == 1 and sum(per_drain) == 5
+        assert disp.current_job_id == ""
+        assert events.kinds()[-1] == "done"
+    finally:
+        disp.shutdown()
+
+
+def test_incremental_render_interrupted_by_shutdown_cleans_up_and_fails_the_job(tmp_path: Path) -> None:
+    renderer = SteppedRenderer()
+    pipe, events = _pipeline(tmp_path, renderer=renderer)
+    disp = Dispatcher(pipe, incremental=True)
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))
+    for _ in range(200):
+        disp.drain(0.0)
+        if disp.current_job_id:
+            break
+        time.sleep(0.01)
+    assert disp.current_job_id == job.id
+    disp.shutdown()
+    final = pipe.deps.store.get(job.id)
+    assert final is not None and final.status is JobStatus.FAILED and "stopped the agent" in final.error
+    assert renderer.cleaned_up == 1
