@@ -41,11 +41,21 @@ def parse_command(words: list[str]) -> tuple[str, str]:
     return command, text.strip()
 
 
+class _OwnJobs:
+    """Collects the ids of the jobs this run submitted (the router submits them)."""
+
+    def __init__(self, ids: set[str]) -> None:
+        self.ids = ids
+
+    def on_job_event(self, event: Any) -> None:
+        if event.kind == "queued":
+            self.ids.add(event.job.id)
+
+
 def run(args: argparse.Namespace) -> int:
     from headless_runner.sandbox.slack_server import FakeSlackServer
     from slack_ai_addon.agent.service import AgentService
     from slack_ai_addon.core.config import ConfigError, load_settings
-    from slack_ai_addon.core.jobs import InMemoryJobStore
 
     from .serve import build_agent_runtime, drain_until
 
@@ -60,10 +70,13 @@ def run(args: argparse.Namespace) -> int:
     srv = FakeSlackServer().start()
     settings.slack_bot_token, settings.slack_app_token = srv.bot_token, srv.app_token
     settings.slack_api_url = srv.api_url
-    # Its own in-memory queue: a one-shot must not take other people's jobs from a shared
-    # database, nor leave its own behind in it.
-    runtime = build_agent_runtime(settings, with_renderer=command == "/render", store=InMemoryJobStore())
-    dispatcher = runtime.dispatcher()
+    # The configured job store (the embedded SQLite by default), so `/blender jobs` and
+    # `/blender stats` see earlier runs; but this run claims only the jobs it submitted: a
+    # one-shot must not take other people's jobs from a shared farm database.
+    runtime = build_agent_runtime(settings, with_renderer=command == "/render")
+    own_jobs: set[str] = set()
+    runtime.add_listener(_OwnJobs(own_jobs))
+    dispatcher = runtime.dispatcher(claim_only=own_jobs)
     state = Path(tempfile.mkdtemp(prefix="slackai-command-")) / "agent_state.db"
     agent = AgentService(runtime, settings=settings, update_interval_s=1.0, state_path=state)
     try:
@@ -122,7 +135,8 @@ def _report(srv: Any, runtime: Any, ack: Any, job_ids: list[str], *, timed_out: 
             name = f.get("name") or f.get("title") if isinstance(f, dict) else f
             print(f"  file: {name}")
     for f in srv.files.values():
-        print(f"uploaded to Slack: {f.filename} ({len(f.data)} bytes) in thread {f.thread_ts}")
+        where = f"in thread {f.thread_ts}" if f.thread_ts else "in the channel"
+        print(f"uploaded to Slack: {f.filename} ({len(f.data)} bytes) {where}")
     status = 0
     for job_id in job_ids:
         job = runtime.store.get(job_id)

@@ -17,10 +17,12 @@ import html
 import logging
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.config import Settings
@@ -248,6 +250,7 @@ class AgentRouter:
             text = self.jobs_text(user)
         elif sub == "stats":
             text = self.stats_text()
+            self._post_stats_chart(target)
         else:
             text = self.cancel_job(arg, user)
         if not (target.response_url and self.outbox.respond(target.response_url, text)):
@@ -266,19 +269,29 @@ class AgentRouter:
         return "\n".join(lines)
 
     def stats_text(self) -> str:
-        try:
-            from ..storage.stats import build_stats  # engineer C's module; optional
-        except ImportError:
-            return "Statistics are not available on this node."
+        from ..storage.stats import build_stats, format_stats
+
         try:
             stats = build_stats(self.store)
         except Exception as exc:
             log.warning("build_stats failed", exc_info=True)
             return f"Statistics are not available right now ({type(exc).__name__})."
-        if isinstance(stats, dict):
-            return "*Statistics*\n" + "\n".join(f"• {k}: {v}" for k, v in stats.items())
-        to_text = getattr(stats, "to_text", None) or getattr(stats, "to_markdown", None)
-        return str(to_text()) if callable(to_text) else str(stats)
+        return "*Render statistics*\n" + format_stats(stats)
+
+    def _post_stats_chart(self, target: ReplyTarget) -> None:
+        """Jobs per day as a picture in the channel, where a chart reads better than numbers.
+        Best effort: without channel access the text answer alone stands."""
+        if not target.channel or not self.store.list_jobs(limit=1):
+            return
+        from ..storage.stats import build_stats, render_stats_chart
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="slackai-stats-") as tmp:
+                chart = render_stats_chart(build_stats(self.store), Path(tmp) / "render-stats.png")
+                self.outbox.upload(target.channel, "", [(str(chart), "Render statistics")],
+                                   "Jobs per day (failed in red)")
+        except Exception:
+            log.warning("stats chart not posted", exc_info=True)
 
     def cancel_job(self, job_id: str, user: str) -> str:
         job_id = job_id.strip().strip("`")

@@ -36,9 +36,12 @@ class _Ready:
 
 class Dispatcher:
     def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 2,
-                 heartbeat_s: float = 10.0, can_render: bool = True, incremental: bool = False) -> None:
+                 heartbeat_s: float = 10.0, can_render: bool = True, incremental: bool = False,
+                 claim_only: set[str] | None = None) -> None:
         """`incremental`: render a step (a frame) per `drain` call and return, so a GUI timer
-        keeps Blender responsive between frames; headless loops render a job in one go."""
+        keeps Blender responsive between frames; headless loops render a job in one go.
+        `claim_only`: take only these job ids (a one-shot run on a shared database must not
+        take other people's jobs); ids are removed once claimed."""
         self.pipeline = pipeline
         self.store = pipeline.deps.store
         self.node_id = pipeline.deps.node_id
@@ -55,6 +58,7 @@ class Dispatcher:
         self._last_upload_retry = 0.0
         self._upload_retry: Future[None] | None = None
         self.incremental = incremental
+        self.claim_only = claim_only
         self._active: tuple[Job, Generator[None, None, RenderResult]] | None = None
         self.current_job_id = ""
         self.started_at = time.time()
@@ -123,11 +127,21 @@ class Dispatcher:
         self.io.shutdown(wait=wait, cancel_futures=not wait)
 
     # ------------------------------------------------------------------ internals
+    def _claim_next(self) -> Job | None:
+        if self.claim_only is None:
+            kinds = None if self.can_render else (JobKind.ANALYZE,)
+            return self.store.claim_next(self.node_id, self.lease_s, kinds)
+        for job_id in sorted(self.claim_only):
+            self.claim_only.discard(job_id)
+            job = self.store.claim(job_id, self.node_id, self.lease_s)
+            if job is not None:
+                return job
+        return None
+
     def _claim_more(self) -> None:
-        kinds = None if self.can_render else (JobKind.ANALYZE,)
         while self.in_flight() < self.max_in_flight:
             try:
-                job = self.store.claim_next(self.node_id, self.lease_s, kinds)
+                job = self._claim_next()
             except Exception:
                 log.exception("claim failed")
                 return

@@ -62,3 +62,15 @@ def test_manifest_has_socket_mode_commands_and_only_used_scopes() -> None:
     assert sorted(manifest["settings"]["event_subscriptions"]["bot_events"]) == [
         "app_mention", "message.channels", "message.im"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/render", "/analyze", "/blender"]
+
+
+def test_command_uses_the_job_database_and_stats_come_with_a_chart(tmp_path: Path) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    first = _run(["command", "/analyze what a lovely day", "--out", str(tmp_path)], env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    jobs = _run(["command", "/blender", "jobs"], env=env)
+    assert "what a lovely day" in jobs.stdout  # the earlier run's job, from the SQLite database
+    stats = _run(["command", "/blender", "stats"], env=env)
+    assert stats.returncode == 0, stats.stderr[-2000:]
+    assert "Render statistics" in stats.stdout and "Success rate: 100.0%" in stats.stdout
+    assert "uploaded to Slack: render-stats.png" in stats.stdout

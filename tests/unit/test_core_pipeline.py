@@ -292,3 +292,19 @@ def test_incremental_render_interrupted_by_shutdown_cleans_up_and_fails_the_job(
     final = pipe.deps.store.get(job.id)
     assert final is not None and final.status is JobStatus.FAILED and "stopped the agent" in final.error
     assert renderer.cleaned_up == 1
+
+
+def test_claim_only_takes_just_the_listed_jobs(tmp_path: Path) -> None:
+    pipe, _ = _pipeline(tmp_path)
+    theirs = pipe.submit(Job(kind=JobKind.RENDER, request_text="somebody else's cube"))
+    mine = pipe.submit(Job(kind=JobKind.RENDER, request_text="my cube"))
+    own = {mine.id}
+    disp = Dispatcher(pipe, claim_only=own)
+    try:
+        assert disp.wait_idle(10)
+        got_mine, got_theirs = pipe.deps.store.get(mine.id), pipe.deps.store.get(theirs.id)
+        assert got_mine is not None and got_mine.status is JobStatus.DONE
+        assert got_theirs is not None and got_theirs.status is JobStatus.QUEUED and got_theirs.attempts == 0
+        assert own == set()
+    finally:
+        disp.shutdown()
