@@ -76,6 +76,10 @@ def run_render(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise UsageError('empty prompt: say what to render, e.g. render "a red cube on a checkered floor"')
     rt = _runtime(args, with_renderer=True)
+    from .progress import ProgressPrinter, log_blender_output
+
+    log_blender_output(rt.output_dir)
+    rt.add_listener(ProgressPrinter())
     try:
         job = Job(kind=JobKind.RENDER, request_text=args.prompt,
                   requester=Requester(source="cli"),

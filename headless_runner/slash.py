@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_agent_runtime(settings, with_renderer=command == "/render")
     own_jobs: set[str] = set()
     runtime.add_listener(_OwnJobs(own_jobs))
+    if command == "/render":
+        from .progress import ProgressPrinter, log_blender_output
+
+        log_blender_output(runtime.output_dir)
+        runtime.add_listener(ProgressPrinter())
     dispatcher = runtime.dispatcher(claim_only=own_jobs)
     state = Path(tempfile.mkdtemp(prefix="slackai-command-")) / "agent_state.db"
     agent = AgentService(runtime, settings=settings, update_interval_s=1.0, state_path=state)

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -77,9 +78,23 @@ def _flush_c_stdio() -> None:
         _libc = False
 
 
+_blender_log: Path | None = None
+
+
+def set_blender_log(path: str | Path | None) -> None:
+    """Send Blender's render prints to this file (appended) instead of stderr.
+
+    The command-line tools print their own progress; Blender's `Fra:`/`Saved:` lines per
+    frame would drown it, but stay useful for debugging, so they go to a log file.
+    """
+    global _blender_log
+    _blender_log = Path(path) if path else None
+
+
 @contextlib.contextmanager
 def stdout_to_stderr() -> Iterator[None]:
-    """Send Blender's own prints (`Fra:`, `Saved:`, `Video append frame`) to stderr meanwhile.
+    """Send Blender's own prints (`Fra:`, `Saved:`, `Video append frame`) to stderr meanwhile
+    (or to the file given to `set_blender_log`).
 
     Blender writes render progress with C printf to file descriptor 1; the CLI's `--json`
     output must be the only thing on stdout. Process-wide while it lasts, so it wraps only
@@ -92,15 +107,24 @@ def stdout_to_stderr() -> Iterator[None]:
     except (AttributeError, OSError, ValueError):
         yield
         return
-    if os.isatty(out_fd):  # an interactive console: nothing to protect
+    log_fd = -1
+    if _blender_log is not None:
+        try:
+            _blender_log.parent.mkdir(parents=True, exist_ok=True)
+            log_fd = os.open(_blender_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            log_fd = -1
+    if log_fd < 0 and os.isatty(out_fd):  # an interactive console: nothing to protect
         yield
         return
     saved = os.dup(out_fd)
     try:
         _flush_c_stdio()
-        os.dup2(err_fd, out_fd)
+        os.dup2(log_fd if log_fd >= 0 else err_fd, out_fd)
         yield
     finally:
         _flush_c_stdio()
         os.dup2(saved, out_fd)
         os.close(saved)
+        if log_fd >= 0:
+            os.close(log_fd)

@@ -60,6 +60,9 @@ def test_render_json_contract_and_pixels(tmp_path: Path) -> None:
               if px[x, y][0] > 120 and px[x, y][1] < 60 and px[x, y][2] < 60)
     assert red > 0.05 * 96 * 72, red
     assert {Path(p).name for p in data["outputs"]} >= {"image.png", "spec.json", "scene.blend"}
+    # Our progress on stderr; Blender's own render prints kept in a log beside the outputs.
+    assert f"rendering job {data['job_id']}" in res.stderr and "Saved:" not in res.stderr
+    assert "Saved:" in (tmp_path / "out" / "blender.log").read_text()
 
 
 def test_analyze_exit_codes(tmp_path: Path) -> None:
