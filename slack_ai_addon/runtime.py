@@ -76,5 +76,8 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         node_id=settings.resolved_node_id(),
         lease_s=settings.lease_s,
     )
-    return Runtime(settings=settings, pipeline=JobPipeline(deps), store=store, output_dir=output_dir,
-                   closers=closers)
+    pipeline = JobPipeline(deps)
+    add_upload_listener = getattr(output_store, "add_upload_listener", None)
+    if add_upload_listener is not None:
+        add_upload_listener(pipeline.output_stored_late)
+    return Runtime(settings=settings, pipeline=pipeline, store=store, output_dir=output_dir, closers=closers)

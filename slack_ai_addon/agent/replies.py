@@ -203,10 +203,29 @@ class SlackReplier:
 
     # -- JobListener
     def on_job_event(self, event: JobEvent) -> None:
+        if event.kind == "stored":
+            self.lanes.submit(event.job.id, lambda: self._on_stored(event))
+            return
         target = self.target(event.job.id) or self._adopt(event)
         if target is None:
             return
         self.lanes.submit(event.job.id, lambda: self._handle(target, event))
+
+    def _on_stored(self, event: JobEvent) -> None:
+        """An upload queued during an object-storage outage went through: the link the final
+        message promised goes into the job's thread (for the picture or video, not every file)."""
+        job = event.job
+        req = job.requester
+        thread = req.thread_ts or job.slack_ts
+        stored = [o for o in job.outputs if o.url == event.message and o.role in ("image", "video")]
+        if req.source != "slack" or not req.channel_id or not thread or not stored:
+            return
+        out = stored[0]
+        text = f"📦 Object storage is back: <{out.url}|{Path(out.path).name}> (`{out.s3_key}`)"
+        try:
+            self.outbox.post(req.channel_id, text, None, thread_ts=thread, job_id=job.id, kind="stored")
+        except Exception:
+            log.warning("could not post the storage link for job %s", job.id, exc_info=True)
 
     def _adopt(self, event: JobEvent) -> ReplyTarget | None:
         """A Slack job that another node received and this node runs (shared job table).

@@ -100,7 +100,7 @@ class StorageUnavailable(RuntimeError):
 
 @dataclass
 class JobEvent:
-    kind: str  # queued | started | progress | done | failed | cancelled
+    kind: str  # queued | started | progress | done | failed | cancelled | stored (a late upload)
     job: Job
     progress: RenderProgress | None = None
     message: str = ""
@@ -288,7 +288,7 @@ class JobPipeline:
                     job.outputs = self.deps.output_store.store(job, job.outputs)
                 except StorageUnavailable as exc:
                     job.warnings.append(f"object storage unavailable ({exc}); outputs kept locally, "
-                                        "upload queued")
+                                        "upload queued: the storage link will follow")
                 _timed(job, "store_s", start)
             if not job.status.is_final:
                 job.status = JobStatus.DONE
@@ -301,6 +301,25 @@ class JobPipeline:
         self.emit({JobStatus.DONE: "done", JobStatus.CANCELLED: "cancelled"}.get(job.status, "failed"), job,
                   message=job.error)
         return job
+
+    def output_stored_late(self, job_id: str, local_path: str, key: str, url: str) -> None:
+        """A file queued during an object-storage outage is uploaded now: record its key and
+        link on the job, and tell listeners (Slack posts the link in the job's thread)."""
+        job = self.deps.store.get(job_id)
+        if job is None:
+            return
+        changed = False
+        for out in job.outputs:
+            if Path(out.path).resolve() == Path(local_path).resolve():
+                out.s3_key, out.url = key, url
+                changed = True
+        if not changed:
+            return
+        try:
+            self.deps.store.save(job)
+        except Exception:
+            log.exception("could not record the late upload", extra={"job_id": job_id})
+        self.emit("stored", job, message=url)
 
     def fail(self, job: Job, message: str) -> Job:
         job.status = JobStatus.FAILED

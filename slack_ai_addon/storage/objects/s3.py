@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ class S3OutputStore:
                  create_bucket: bool = True) -> None:
         self.bucket = bucket
         self.output_dir = output_dir
+        self._upload_listeners: list[Callable[[str, str, str, str], None]] = []
         self.endpoint_url = endpoint_url
         self.region = region or "us-east-1"
         self.url_lifetime_s = int(url_lifetime_s)
@@ -226,6 +228,18 @@ class S3OutputStore:
             raise StorageUnavailable(f"{type(exc).__name__}; {len(rest)} upload(s) queued") from None
         return stored
 
+    def add_upload_listener(self, listener: Callable[[str, str, str, str], None]) -> None:
+        """`listener(job_id, local_path, key, url)` after a queued upload went through:
+        the runtime updates the job's row and posts the link in Slack."""
+        self._upload_listeners.append(listener)
+
+    def _tell_uploaded(self, item: PendingUpload) -> None:
+        for listener in list(self._upload_listeners):
+            try:
+                listener(item.job_id, item.path, item.key, self.presigned_url(item.key))
+            except Exception:  # a failing listener must not stop the other uploads
+                log.exception("upload listener failed for %s", item.key)
+
     def retry_pending(self) -> int:
         """Upload queued files in order; stops at the first outage. Returns how many went up."""
         items = self.queue.load()
@@ -244,6 +258,7 @@ class S3OutputStore:
                 self._upload_to_bucket(path, item.key, item.content_type, item.metadata)
                 done += 1
                 finished.append(item)
+                self._tell_uploaded(item)
             except Exception as exc:
                 if not _is_unavailable(exc):
                     log.exception("queued upload %s failed; dropped", item.key)
