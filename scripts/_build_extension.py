@@ -176,10 +176,11 @@ def build(stage: Path, out_dir: Path, split: bool) -> list[Path]:
     return sorted(set(out_dir.glob("*.zip")) - before) or sorted(out_dir.glob(f"{ADDON_ID}-*.zip"))
 
 
-def vendor(target: Path) -> None:
-    """Dependencies for the legacy add-on on Blender < 4.2 (Linux x86_64, CPython 3.11)."""
+def vendor(target: Path, python_version: str = PYTHON_VERSION) -> None:
+    """Dependencies for the legacy add-on (Linux x86_64) for the Python that the `blender`
+    binary embeds: 3.11 for Debian 12's Blender 3.4, 3.13 for Debian 13's 4.x."""
     reqs = runtime_requirements()
-    stamp_value = hashlib.sha256(json.dumps(reqs).encode()).hexdigest()
+    stamp_value = hashlib.sha256(json.dumps([reqs, python_version]).encode()).hexdigest()
     stamp = target / ".stamp"
     if stamp.is_file() and stamp.read_text() == stamp_value:
         return
@@ -187,7 +188,7 @@ def vendor(target: Path) -> None:
         shutil.rmtree(target)
     plat_args = [a for tag in PLATFORMS["linux-x64"] for a in ("--platform", tag)]
     _pip("install", "--quiet", "--target", str(target), "--only-binary=:all:", "--python-version",
-         PYTHON_VERSION, "--implementation", "cp", *plat_args, *reqs)
+         python_version, "--implementation", "cp", *plat_args, *reqs)
     stamp.write_text(stamp_value)
 
 
@@ -201,10 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--download-only", action="store_true", help="fill the wheel cache and stop")
     parser.add_argument("--vendor", metavar="DIR", help="install the dependencies for the legacy add-on "
                         "into DIR instead of building")
+    parser.add_argument("--python-version", default=PYTHON_VERSION,
+                        help="with --vendor: the Python of the target Blender, X.Y (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(name)s: %(message)s")
     if args.vendor:
-        vendor(Path(args.vendor).resolve())
+        vendor(Path(args.vendor).resolve(), args.python_version)
         print(Path(args.vendor).resolve())
         return 0
     platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]

@@ -19,21 +19,33 @@ pytestmark = [pytest.mark.blender_binary, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 BLENDER = shutil.which("blender")
-VENDOR = REPO / "build" / "vendor-py311"
 
 if BLENDER is None:
     pytest.skip("no `blender` binary on PATH (Debian: apt-get install blender)", allow_module_level=True)
 
 
+def blender_python() -> str:
+    """X.Y of the Python the binary embeds (3.11 on Debian 12's 3.4, 3.13 on Debian 13's 4.x)."""
+    proc = subprocess.run([str(BLENDER), "-b", "--factory-startup", "--python-expr",
+                           'import sys; print("SLACKAI_PY=%d.%d" % sys.version_info[:2])'],
+                          capture_output=True, text=True, timeout=120)
+    for line in proc.stdout.splitlines():
+        if line.startswith("SLACKAI_PY="):
+            return line.split("=", 1)[1]
+    pytest.fail(f"could not ask blender for its Python version: {proc.stderr[-500:]}")
+
+
 @pytest.fixture(scope="module")
 def vendor_dir() -> Path:
-    """The add-on's dependencies for Blender's own Python (pip install --target, cp311)."""
-    if not (VENDOR / ".stamp").is_file():
+    """The add-on's dependencies for Blender's own Python (pip install --target, its cpXY)."""
+    pyver = blender_python()
+    vendor = REPO / "build" / f"vendor-py{pyver.replace('.', '')}"
+    if not (vendor / ".stamp").is_file():
         proc = subprocess.run([sys.executable, str(REPO / "scripts" / "_build_extension.py"), "--vendor",
-                               str(VENDOR)], capture_output=True, text=True, timeout=900)
+                               str(vendor), "--python-version", pyver], capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             pytest.skip("could not install the dependencies (offline?): " + proc.stderr.strip()[-300:])
-    return VENDOR
+    return vendor
 
 
 @pytest.fixture
