@@ -76,6 +76,7 @@ class Dispatcher:
         now = time.time()
         if now - self._last_sweep > SWEEP_INTERVAL_S:
             self._last_sweep = now
+            self._flush_buffered_records()
             try:
                 for job_id in self.store.requeue_expired(now):
                     log.warning("lease expired; job requeued", extra={"job_id": job_id})
@@ -219,6 +220,19 @@ class Dispatcher:
         finally:
             self.current_job_id = ""
         self.io.submit(self._finish, job, result)
+
+    def _flush_buffered_records(self) -> None:
+        """Writes buffered while the database was down go in before this node sweeps leases:
+        else its own finished jobs, still "running" in the table, would be requeued."""
+        flush = getattr(self.store, "flush_outbox", None)
+        if flush is None:
+            return
+        try:
+            flushed = flush()
+            if flushed:
+                log.info("wrote %d record(s) buffered during a database outage", flushed)
+        except Exception as exc:  # still down: the sweep below fails the same way and says so
+            log.debug("database still unavailable: %s", exc)
 
     def _retry_uploads(self) -> None:
         """Send uploads queued during an object-storage outage, on the I/O pool (network)."""

@@ -149,7 +149,7 @@ def test_outage_buffers_saves_and_records_then_replays_exactly_once(tmp_path: Pa
 
     def flaky() -> None:
         calls["n"] += 1
-        if calls["n"] > 2:
+        if calls["n"] > 3:  # the buffered save (a look at the row, then the write) and one message
             _down()
 
     store.fault_hook = flaky
@@ -197,13 +197,51 @@ def test_stale_buffered_save_is_dropped_and_audited(tmp_path: Path) -> None:
     job.status = JobStatus.RUNNING
     store.save(job)
     store.fault_hook = None
-    assert store.requeue_expired(time.time() + 1) == [job.id]  # another node's sweep got there first
+    other = open_sql_store(f"sqlite:///{tmp_path / 'jobs.db'}", outbox_path=tmp_path / "other-outbox.jsonl")
+    assert other.requeue_expired(time.time() + 1) == [job.id]  # another node's sweep got there first
+    other.close()
     assert store.flush_outbox() == 1  # queued -> running is not a valid move: the stale save loses
     assert store.get(job.id).status is JobStatus.QUEUED
     conn = sqlite3.connect(tmp_path / "jobs.db")
     assert conn.execute("SELECT action, target FROM audit_log").fetchall() == [("stale_save_dropped", job.id)]
     conn.close()
     store.close()
+
+
+def test_a_job_finished_during_an_outage_is_not_requeued_when_the_database_returns(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 0.2)
+    store.fault_hook = _down
+    job.status = JobStatus.RUNNING
+    store.save(job)
+    job.status = JobStatus.DONE
+    store.save(job)  # both buffered; the lease runs out meanwhile
+    time.sleep(0.3)
+    store.fault_hook = None
+    assert store.requeue_expired() == []  # the buffered DONE landed first
+    assert store.get(job.id).status is JobStatus.DONE
+    assert store.claim_next("n2", 60) is None  # nobody renders it twice
+    store.close()
+
+
+def test_a_buffered_save_loses_to_a_newer_claim_by_another_node(tmp_path: Path) -> None:
+    n1 = _open(tmp_path)
+    job = n1.claim(n1.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 0.0)
+    n1.fault_hook = _down  # n1 is cut off and finishes on its own
+    job.status = JobStatus.RUNNING
+    n1.save(job)
+    job.status = JobStatus.DONE
+    n1.save(job)
+    n2 = open_sql_store(f"sqlite:///{tmp_path / 'jobs.db'}", outbox_path=tmp_path / "n2-outbox.jsonl")
+    assert n2.requeue_expired(time.time() + 1) == [job.id]  # n1's lease ran out: n2 takes over
+    taken = n2.claim_next("n2", 60)
+    assert taken is not None and taken.id == job.id and taken.attempts == 2
+    n1.fault_hook = None
+    n1.flush_outbox()  # n1 comes back: its stale RUNNING/DONE must not overwrite n2's claim
+    now = n2.get(job.id)
+    assert now.status is JobStatus.CLAIMED and now.lease_owner == "n2"
+    n1.close()
+    n2.close()
 
 
 def test_unknown_database_url_is_a_clear_error(tmp_path: Path) -> None:

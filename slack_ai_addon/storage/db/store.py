@@ -248,7 +248,15 @@ class SqlJobStore:
         data = entry["data"]
         if entry["type"] == "save":
             try:
-                self._save_now(Job.from_dict(data))
+                buffered = Job.from_dict(data)
+                with self._tx() as cur:
+                    rows = self._rows(self._exec(cur, self.q.get_job(), {"id": buffered.id}))
+                if rows and int(rows[0]["attempts"] or 0) > buffered.attempts:
+                    # Claimed again since this copy was buffered (our lease ran out during the
+                    # outage and another node took the job): its state wins over ours.
+                    raise InvalidTransition(f"job was claimed again (attempt {rows[0]['attempts']}) "
+                                            f"after this save (attempt {buffered.attempts}) was buffered")
+                self._save_now(buffered)
             except (KeyError, InvalidTransition) as exc:
                 # The job moved on while we were cut off (e.g. another node requeued it);
                 # the newer state wins and the stale one is noted in the audit log.
@@ -322,6 +330,7 @@ class SqlJobStore:
                 "expires": now + lease_s, "now": now}
 
     def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None) -> Job | None:
+        self._catch_up()  # buffered saves first: a job finished during an outage is not claimable
         kind_values = [k.value for k in kinds] if kinds is not None else []
         if kinds is not None and not kind_values:
             return None
@@ -343,6 +352,9 @@ class SqlJobStore:
         return bool(rows) and not rows[0]["cancel_requested"]
 
     def requeue_expired(self, now: float | None = None) -> list[str]:
+        # Buffered saves first: a job this node finished while the database was down still
+        # looks "running" with an old lease, and must not be handed to another node.
+        self._catch_up()
         now = time.time() if now is None else now
         ids: list[str] = []
         with self._tx() as cur:
