@@ -13,6 +13,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,14 +161,22 @@ def run_cli(argv: Sequence[str]) -> int:
     import bpy
 
     argv = list(argv)
+    if not bpy.app.binary_path:
+        # The bpy module: our own embedded runtime, with no command line to ask for
+        # --online-mode; prepare it as the headless runner does.
+        from . import headless
+
+        headless.prepare_module_mode()
+    if not getattr(bpy.app, "online_access", True):
+        # Blender's rule: no network without online access. The settings loader drops every
+        # service off this machine (offline interpreter, local folder, SQLite stand in).
+        os.environ["SLACK_AI_LOCAL_ONLY"] = "1"
+        print("slack_ai: online access is off, so Slack and cloud services are not used "
+              "(start Blender with --online-mode to allow them).", file=sys.stderr)
     if argv[:1] == ["worker"]:
         logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return run_worker(argv[1:])
     ensure_headless_runner_importable()
-    if not getattr(bpy.app, "online_access", True):
-        # The runner's adapters check nothing themselves; say it once, loudly, here.
-        print("slack_ai: online access is off; Slack and cloud services will be refused. "
-              "Start Blender with --online-mode to allow them.", file=sys.stderr)
     from headless_runner import cli
 
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -75,7 +76,7 @@ class Settings:
     s3_bucket_name: str = ""
     s3_region: str = "us-east-1"
     s3_url_lifetime_s: float = 604800.0  # presigned links posted to Slack (SigV4 max: 7 days)
-    database_url: str = ""  # empty: SQLite file in the user data folder
+    database_url: str = field(default="", repr=False)  # may hold a password; empty: SQLite
     output_dir: str = ""  # empty: ./out for the CLI, user data folder in Blender
     node_id: str = ""  # empty: hostname-pid
     admin_user_ids: str = ""  # comma-separated Slack user ids allowed to cancel any job
@@ -90,11 +91,14 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = mask_secret(value) if f.name in SECRET_FIELDS else value
+        out["database_url"] = redact_url_password(self.database_url)
         return out
 
     def secrets(self) -> list[str]:
-        """Every secret value that is set: for redaction filters."""
-        return [v for name in SECRET_FIELDS if (v := getattr(self, name))]
+        """Every secret value that is set (the database password too): for redaction filters."""
+        values = [v for name in SECRET_FIELDS if (v := getattr(self, name))]
+        password = url_password(self.database_url)
+        return values + ([password] if password else [])
 
     @property
     def admins(self) -> frozenset[str]:
@@ -119,6 +123,62 @@ class Settings:
             return self.node_id
         import socket
         return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for services on this machine (the sandbox, LM Studio): not "online" for Blender."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def _database_host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    return (urlparse(url).hostname or "") if "://" in url else ""
+
+
+def local_only(settings: Settings) -> tuple[Settings, list[str]]:
+    """The settings with every service off this machine removed, and the names of those.
+
+    Blender's rule: with online access off, an add-on uses no network. The pipeline still
+    works on the embedded defaults (offline interpreter, local folder, SQLite); loopback
+    services (the sandbox, LM Studio here, a local MinIO or SQL Server) stay.
+    """
+    changes: dict[str, Any] = {}
+    dropped: list[str] = []
+    if settings.abacus_api_key and not is_loopback_url(settings.routellm_base_url):
+        changes["abacus_api_key"] = ""
+        dropped.append("RouteLLM")
+    if settings.openai_api_key and not is_loopback_url(settings.openai_base_url or "https://api.openai.com/v1"):
+        changes["openai_api_key"] = ""
+        dropped.append("OpenAI")
+    if settings.lm_studio_base_url and not is_loopback_url(settings.lm_studio_base_url):
+        changes["lm_studio_base_url"] = ""
+        dropped.append("LM Studio")
+    if settings.s3_bucket_name and not is_loopback_url(settings.s3_endpoint_url or "https://s3.amazonaws.com"):
+        changes["s3_bucket_name"] = ""
+        dropped.append("S3")
+    db_host = _database_host(settings.database_url)
+    if settings.database_url.startswith("mssql") and db_host not in ("localhost", "127.0.0.1", "::1") \
+            and not db_host.startswith("127."):
+        changes["database_url"] = ""
+        dropped.append("SQL Server")
+    if (settings.slack_bot_token or settings.slack_app_token) and not is_loopback_url(settings.slack_api_url):
+        changes["slack_bot_token"] = changes["slack_app_token"] = ""
+        dropped.append("Slack")
+    return dataclasses.replace(settings, **changes), dropped
+
+
+def redact_url_password(url: str) -> str:
+    """`scheme://user:secret@host/db` -> `scheme://user:***@host/db`."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+def url_password(url: str) -> str:
+    match = re.search(r"://[^:/@\s]*:([^@\s]*)@", url)
+    return match.group(1) if match else ""
 
 
 def mask_secret(value: Any) -> str:
@@ -173,4 +233,13 @@ def load_settings(
     apply({k: v for k, v in env.items() if k in ENV_VARS})
     if flags:
         apply(flags)
-    return dataclasses.replace(Settings(), **values)
+    settings = dataclasses.replace(Settings(), **values)
+    if env.get("SLACK_AI_LOCAL_ONLY", "").lower() in ("1", "true", "yes"):
+        # Set by the Blender command when online access is off (`blender -b` without
+        # --online-mode): services off this machine are not used.
+        settings, dropped = local_only(settings)
+        if dropped:
+            import logging
+
+            logging.getLogger(__name__).warning("online access is off: not using %s", ", ".join(dropped))
+    return settings

@@ -68,7 +68,8 @@ def register() -> None:
     timer_driver.add_pump("dispatcher", state.dispatcher_pump)
     timer_driver.start(first_interval=0.5)
     if not bpy.app.timers.is_registered(_auto_connect):
-        bpy.app.timers.register(_auto_connect, first_interval=AUTO_CONNECT_DELAY_S)
+        # persistent: Blender drops other timers when it starts by loading a .blend file.
+        bpy.app.timers.register(_auto_connect, first_interval=AUTO_CONNECT_DELAY_S, persistent=True)
 
 
 def unregister() -> None:

@@ -22,7 +22,7 @@ from .service_checks import SERVICES
 
 log = logging.getLogger(__name__)
 
-ENGINES = [("", "Default", "The engine from the spec or the preferences"),
+ENGINES = [("DEFAULT", "Default", "The engine from the spec or the preferences"),  # "" would be a separator
            ("workbench", "Workbench", "Fastest: flat shading"),
            ("eevee", "EEVEE", "Real-time engine"),
            ("cycles", "Cycles", "Path tracer")]
@@ -120,7 +120,7 @@ class SLACKAI_OT_render_prompt(bpy.types.Operator):
         if settings is None:
             return {"CANCELLED"}
         try:
-            job = state.submit_local_render(settings, prompt, engine=self.engine)
+            job = state.submit_local_render(settings, prompt, engine=self.engine, online_access=online_access())
         except UserError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 from ..core.config import Settings
 
@@ -67,9 +66,6 @@ def service_urls(service: str, settings: Settings) -> list[str]:
     return []
 
 
-def is_loopback_url(url: str) -> bool:
-    host = (urlparse(url).hostname or "").lower()
-    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
 
 
 def _http_json(url: str, *, token: str = "", method: str = "GET", timeout: float = CHECK_TIMEOUT_S) -> object:

@@ -161,9 +161,20 @@ def recent_jobs() -> list[JobRow]:
     return sorted(session.jobs.values(), key=lambda r: r.updated_at, reverse=True)
 
 
-def ensure_runtime(settings: Settings) -> Any:
-    """Build the runtime once (also without Slack: the panel can render locally)."""
+def ensure_runtime(settings: Settings, *, online_access: bool = True) -> Any:
+    """Build the runtime once (also without Slack: the panel can render locally).
+
+    With Blender's online access off, services off this machine are left out (the offline
+    interpreter, the local folder and SQLite stand in) and the panel says which.
+    """
     if session.runtime is None:
+        if not online_access:
+            from ..core.config import local_only
+
+            settings, dropped = local_only(settings)
+            if dropped:
+                session.refused = (f"Online access is off: {', '.join(dropped)} not used; jobs run on the "
+                                   "embedded defaults (offline interpreter, local folder, SQLite)")
         rt = runtime_factory(settings)
         rt.add_listener(PanelJobListener())
         session.runtime = rt
@@ -195,7 +206,7 @@ def network_refusal(settings: Settings, services: list[str], online_access: bool
     """
     if online_access:
         return ""
-    from .service_checks import is_loopback_url
+    from ..core.config import is_loopback_url
 
     remote = [u for s in services for u in service_urls(s, settings) if not is_loopback_url(u)]
     if not remote:
@@ -216,7 +227,7 @@ def connect(settings: Settings, *, online_access: bool) -> str:
         return refusal
     if session.agent is not None:
         return ""
-    rt = ensure_runtime(settings)
+    rt = ensure_runtime(settings, online_access=online_access)
     agent = agent_factory(rt, settings)
     agent.start()
     session.agent = agent
@@ -256,11 +267,11 @@ def start_service_check(service: str, settings: Settings, *, online_access: bool
     return ""
 
 
-def submit_local_render(settings: Settings, prompt: str, *, engine: str = "") -> Job:
+def submit_local_render(settings: Settings, prompt: str, *, engine: str = "", online_access: bool = True) -> Job:
     """The panel's "Render" button: a job through the same pipeline as Slack and the CLI."""
-    rt = ensure_runtime(settings)
+    rt = ensure_runtime(settings, online_access=online_access)
     job = Job(kind=JobKind.RENDER, request_text=prompt, requester=Requester(source="blender_ui"),
-              options={"engine": engine} if engine else {})
+              options={"engine": engine} if engine and engine != "DEFAULT" else {})
     return rt.pipeline.submit(job)  # type: ignore[no-any-return]
 
 

@@ -52,3 +52,35 @@ def test_admins_and_provider_order() -> None:
     s = load_settings(env={"SLACK_AI_ADMINS": "U1, U2,", "SLACK_AI_PROVIDER_ORDER": "OpenAI, offline"})
     assert s.admins == frozenset({"U1", "U2"})
     assert s.providers == ["openai", "offline"]
+
+
+def test_local_only_drops_every_service_off_this_machine() -> None:
+    from slack_ai_addon.core.config import Settings, local_only
+
+    remote = Settings(abacus_api_key="k1", openai_api_key="k2", lm_studio_base_url="http://gpu-box:1234/v1",
+                      s3_bucket_name="renders", s3_endpoint_url="https://minio.studio.example",
+                      database_url="mssql+pymssql://sa:pw@sql.studio.example:1433/slack_ai",
+                      slack_bot_token="xoxb-1", slack_app_token="xapp-1")
+    kept, dropped = local_only(remote)
+    assert dropped == ["RouteLLM", "OpenAI", "LM Studio", "S3", "SQL Server", "Slack"]
+    assert not (kept.abacus_api_key or kept.openai_api_key or kept.lm_studio_base_url or kept.s3_bucket_name
+                or kept.database_url or kept.slack_bot_token)
+    local = Settings(openai_api_key="k", openai_base_url="http://127.0.0.1:9999/v1", s3_bucket_name="b",
+                     s3_endpoint_url="http://localhost:9000", slack_bot_token="xoxb-s", slack_app_token="xapp-s",
+                     slack_api_url="http://127.0.0.1:5000/api/",
+                     database_url="mssql+pymssql://sa:pw@127.0.0.1:1433/slack_ai")
+    assert local_only(local) == (local, [])
+
+
+def test_local_only_from_the_environment_flag() -> None:
+    s = load_settings(env={"OPENAI_API_KEY": "sk-remote", "SLACK_AI_LOCAL_ONLY": "1"})
+    assert s.openai_api_key == ""
+    assert load_settings(env={"OPENAI_API_KEY": "sk-remote"}).openai_api_key == "sk-remote"
+
+
+def test_database_password_is_a_secret() -> None:
+    url = "mssql+pymssql://sa:Pa55-word@db.example:1433/slack_ai"
+    s = load_settings(env={"DATABASE_URL": url})
+    assert "Pa55-word" not in repr(s)
+    assert s.public_dict()["database_url"] == "mssql+pymssql://sa:***@db.example:1433/slack_ai"
+    assert "Pa55-word" in s.secrets()
