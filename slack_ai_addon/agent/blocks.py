@@ -174,9 +174,20 @@ def analysis_message(job: Job) -> tuple[str, Blocks]:
     emoji = {"positive": "😀", "negative": "😞", "neutral": "😐", "mixed": "🤔"}.get(sentiment, "🔎")
     text = f"{emoji} Sentiment: {sentiment} (score {score})"
     lines = [f"{emoji} *Sentiment:* {sentiment}   *Score:* {score}"]
-    for key in ("summary", "explanation", "emotions"):
-        if r.get(key):
-            lines.append(f"*{key.capitalize()}:* {escape(clip(str(r[key]), 800))}")
+
+    def readable(value: object, sep: str = ", ") -> str:  # "joy, surprise", never "['joy', 'surprise']"
+        if isinstance(value, (list, tuple)):
+            return sep.join(str(v).strip() for v in value if str(v).strip())
+        return str(value).strip()
+
+    for key, title in (("summary", "Summary"), ("explanation", "Explanation"), ("emotions", "Emotions"),
+                       ("key_phrases", "Key phrases")):
+        shown = readable(r.get(key) or "")
+        if shown:
+            lines.append(f"*{title}:* {escape(clip(shown, 800))}")
+    notes = readable(r.get("notes") or "", "; ")  # which providers failed, trimmed text
+    if notes:
+        lines.append(f"_Note: {escape(clip(notes, 800))}_")
     blocks: Blocks = [section("\n".join(lines)),
                       context(f"> {escape(clip(job.request_text, 200))}",
                               f"provider {provider}" + (f" · model {model}" if model else ""), f"job `{job.id}`")]

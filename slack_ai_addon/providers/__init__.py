@@ -70,8 +70,10 @@ def build_clients(settings: Settings, *, order: Sequence[str] | None = None) -> 
             else:
                 models = probe_models(LM_STUDIO_DEFAULT_URL, timeout_s=LM_STUDIO_PROBE_TIMEOUT_S)
                 if models:
+                    # No model named: the client picks a loaded chat model on first use
+                    # (/v1/models lists embedding models too, in no useful order).
                     clients.append(ProviderClient(LMSTUDIO, base_url=LM_STUDIO_DEFAULT_URL,
-                                                  model=settings.lm_studio_model or models[0]))
+                                                  model=settings.lm_studio_model))
         else:
             log.warning("unknown provider %r in the provider order; known: routellm, openai, lmstudio, offline",
                         name)

@@ -135,7 +135,7 @@ class SentimentAnalyzer:
         if not self.chain:
             return offline_sentiment(subject), True
         task = StructuredTask(task="analysis", parse=_parse_analysis, schema=ANALYSIS_SCHEMA,
-                              schema_name="sentiment_analysis", max_tokens=400, temperature=0.0,
+                              schema_name="sentiment_analysis", max_tokens=400, temperature=0.0, trimmable=True,
                               messages=[{"role": "system", "content": SYSTEM_PROMPT},
                                         {"role": "user", "content": subject}])
         try:
@@ -148,6 +148,8 @@ class SentimentAnalyzer:
         value = answer.value
         result = value.model_dump()
         result.update(provider=answer.provider_tag, model=answer.model)
-        if answer.failures:
-            result["notes"] = [f"{describe_failures(answer.failures)}; used {answer.label}"]
+        notes = [f"{describe_failures(answer.failures)}; used {answer.label}"] if answer.failures else []
+        notes += answer.notes
+        if notes:
+            result["notes"] = notes
         return result, True

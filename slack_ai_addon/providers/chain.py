@@ -4,12 +4,17 @@ Three scopes, as in LiteLLM's router (reference §4.2): a *retry* repeats the re
 the same provider (only transient errors and 429s, capped exponential backoff with
 jitter, Retry-After honoured); a *fallback* moves to the next provider; a *cooldown*
 takes a provider out of every chain for a while (short after 429/5xx/timeouts, long
-after a bad key or no credits, lifted early when a health check on /v1/models passes).
+after a bad key or no credits, lifted early when a health check on /v1/models passes;
+where /v1/models is public, as on RouteLLM, that check proves nothing, so the provider
+sits out a fixed `public_list_cooldown_s` instead). Before sending, the prompt is sized
+against the provider's context (chars/4): a trimmable task's user text is cut with a
+note, any other task skips that provider as `context_overflow`.
 The whole request has one deadline, so a Slack command never waits on a hung server.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -43,6 +48,9 @@ class RetryPolicy:
     long_cooldown_s: float = 6 * 3600.0  # bad key, no credits: until a health check passes
     health_check_interval_s: float = 120.0  # how often a long cooldown probes /v1/models
     health_check_timeout_s: float = 2.0
+    # Bad key / no credits on a provider whose /v1/models is public (RouteLLM): the health
+    # check would pass at once, so wait this long instead before trying a real call again.
+    public_list_cooldown_s: float = 30 * 60.0
 
 
 @dataclass
@@ -96,6 +104,9 @@ class StructuredTask(Generic[T]):
     temperature: float | None = 0.2
     repair: bool = True  # one re-prompt with the validation errors
     stream: bool = False
+    # The last user message may be cut to fit a small context (analysis); otherwise a
+    # prompt too long for a provider skips it as context_overflow.
+    trimmable: bool = False
 
 
 @dataclass
@@ -113,6 +124,7 @@ class ChainResult(Generic[T]):
     model: str  # the model that actually answered (response.model)
     failures: list[Failure] = field(default_factory=list)
     repaired: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. the text was trimmed to fit
 
     @property
     def provider_tag(self) -> str:
@@ -143,6 +155,51 @@ class AllProvidersFailed(RuntimeError):
     def __init__(self, failures: list[Failure]) -> None:
         super().__init__(describe_failures(failures))
         self.failures = failures
+
+
+CHARS_PER_TOKEN = 4  # a rough estimate; good enough to keep well clear of the limit
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and template tokens per message
+TRIM_NOTE = "\n[... text trimmed to fit the model's context ...]"
+MIN_TRIMMED_CHARS = 200  # below this a trimmed text is not worth analysing
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """Prompt tokens, estimated as characters / 4 plus a little per message."""
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, default=str) if content else ""
+        total += -(-len(text) // CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
+    return total
+
+
+def fit_to_context(client: ProviderClient, task: StructuredTask[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The messages to send to this provider, and notes for the user.
+
+    The budget is the profile's context minus the completion budget. A trimmable task has
+    its last user message cut (with a marker); anything else raises CONTEXT_OVERFLOW so
+    the chain moves on to a provider with a larger context.
+    """
+    budget = client.profile.context_tokens - task.max_tokens
+    needed = estimate_tokens(task.messages)
+    if needed <= budget:
+        return task.messages, []
+    where = f"about {needed} prompt tokens, {client.label} allows {max(budget, 0)}"
+    user_at = next((i for i in range(len(task.messages) - 1, -1, -1)
+                    if task.messages[i].get("role") == "user" and isinstance(task.messages[i].get("content"), str)),
+                   None)
+    if task.trimmable and user_at is not None:
+        text = str(task.messages[user_at]["content"])
+        excess_chars = (needed - budget) * CHARS_PER_TOKEN + len(TRIM_NOTE)
+        keep = len(text) - excess_chars
+        if keep >= MIN_TRIMMED_CHARS:
+            messages = list(task.messages)
+            messages[user_at] = dict(messages[user_at], content=text[:keep].rstrip() + TRIM_NOTE)
+            log.info("trimmed the prompt to fit the context", extra={"provider": client.name, "task": task.task,
+                                                                      "error": where})
+            return messages, [f"the text was trimmed to its first {keep} of {len(text)} characters "
+                              f"to fit {client.label}'s context"]
+    raise ProviderError(ErrorKind.CONTEXT_OVERFLOW, f"prompt too long ({where})", provider=client.name)
 
 
 def _cooldown_key(client: ProviderClient) -> str:
@@ -188,7 +245,8 @@ class ProviderChain:
                                                                     provider=client.name), skipped=True))
                 continue
             try:
-                value, model, repaired = self._run_on(client, task, deadline, correlation_id)
+                messages, notes = fit_to_context(client, task)
+                value, model, repaired = self._run_on(client, task, deadline, correlation_id, messages)
             except ProviderError as err:
                 err.provider = err.provider or client.name
                 log.warning("provider failed", extra={"correlation_id": correlation_id, "provider": client.name,
@@ -199,13 +257,14 @@ class ProviderChain:
                 continue
             self.cooldowns.clear(_cooldown_key(client))
             return ChainResult(value=value, provider=client.name, label=client.label, model=model,
-                               failures=failures, repaired=repaired)
+                               failures=failures, repaired=repaired, notes=notes)
         raise AllProvidersFailed(failures)
 
     def _run_on(self, client: ProviderClient, task: StructuredTask[T], deadline: float,
-                correlation_id: str) -> tuple[T, str, bool]:
+                correlation_id: str, messages: list[dict[str, Any]] | None = None) -> tuple[T, str, bool]:
+        messages = task.messages if messages is None else messages
         model = client.model(timeout_s=max(0.1, min(3.0, deadline - self._clock())))
-        kwargs = adapt_request(client.profile, model=model, messages=task.messages, schema=task.schema,
+        kwargs = adapt_request(client.profile, model=model, messages=messages, schema=task.schema,
                                schema_name=task.schema_name, max_tokens=task.max_tokens,
                                temperature=task.temperature, stream=task.stream)
         completion, kwargs = self._call(client, kwargs, task, deadline, correlation_id)
@@ -216,7 +275,7 @@ class ProviderChain:
                 raise
             log.info("repairing an invalid answer", extra={"correlation_id": correlation_id,
                                                            "provider": client.name, "error": bad.message})
-            kwargs = dict(kwargs, messages=repair_messages(task.messages, completion.content or completion.reasoning,
+            kwargs = dict(kwargs, messages=repair_messages(messages, completion.content or completion.reasoning,
                                                            bad.repair_hint))
         completion, _ = self._call(client, kwargs, task, deadline, correlation_id)
         return self._accept(client, model, task, completion, correlation_id), completion.model or model, True
@@ -287,7 +346,12 @@ class ProviderChain:
         now = self._clock()
         p = self.policy
         if err.kind in (ErrorKind.AUTH, ErrorKind.QUOTA_EXHAUSTED):
-            cooldown = Cooldown(now + p.long_cooldown_s, err.kind, True, now)
+            if client.profile.public_model_list:
+                # /v1/models answers without a key or credits: a health check there would
+                # put the provider back every health_check_interval_s. Time-based instead.
+                cooldown = Cooldown(now + p.public_list_cooldown_s, err.kind, False, now)
+            else:
+                cooldown = Cooldown(now + p.long_cooldown_s, err.kind, True, now)
         elif err.kind is ErrorKind.RATE_LIMITED:
             wait = p.short_cooldown_s if err.retry_after is None else err.retry_after
             cooldown = Cooldown(now + wait, err.kind, False, now)

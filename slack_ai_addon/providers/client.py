@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,15 +85,50 @@ class ProviderClient:
 
     # -- models
     def model(self, *, timeout_s: float = 3.0) -> str:
-        """The model to ask for; for LM Studio, the loaded one from /v1/models."""
+        """The model to ask for. For LM Studio: a loaded chat model from the native
+        GET /api/v0/models (which tells LLMs from embedding models), else the first chat
+        model it lists; /v1/models when the native API is absent."""
         if self._model:
             return self._model
-        models = self.list_models(timeout_s=timeout_s)
-        if not models:
-            raise ProviderError(ErrorKind.MODEL_NOT_LOADED, "no model is loaded", provider=self.name)
-        self._model = models[0]
+        chosen = ""
+        if self.profile.name == "lmstudio":
+            entries = self.native_models(timeout_s=timeout_s)
+            if entries is not None:
+                chosen = choose_lmstudio_model(entries)
+                if not chosen:
+                    raise ProviderError(ErrorKind.MODEL_NOT_LOADED, "no chat model is available",
+                                        provider=self.name)
+        if not chosen:
+            models = self.list_models(timeout_s=timeout_s)
+            # With JIT loading /v1/models lists every download, embedding models included.
+            chat = [m for m in models if not looks_like_embedding_model(m)]
+            if not chat:
+                raise ProviderError(ErrorKind.MODEL_NOT_LOADED, "no model is loaded", provider=self.name)
+            chosen = chat[0]
+        self._model = chosen
         log.info("using model %s on %s", self._model, self.label)
         return self._model
+
+    def native_models(self, *, timeout_s: float = 3.0) -> list[dict[str, Any]] | None:
+        """LM Studio's GET /api/v0/models entries, or None where that API is absent (404,
+        an older or a different server). Raises ProviderError when the server is down."""
+        request = urllib.request.Request(_server_root(self.base_url) + "/api/v0/models")  # noqa: S310
+        request.add_header("Authorization", f"Bearer {self._api_key}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+                data = json.loads(response.read(1_000_000))
+        except urllib.error.HTTPError as exc:
+            log.debug("no native model list at %s: HTTP %s", self.base_url, exc.code)
+            return None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ProviderError(ErrorKind.TRANSIENT, redact(f"connection failed: {exc}"[:200], self.secrets),
+                                provider=self.name) from None
+        except ValueError:
+            return None
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            return None
+        return [e for e in entries if isinstance(e, dict) and e.get("id")]
 
     def forget_model(self) -> None:
         """After a model-not-loaded error: look it up again next time (LM Studio only)."""
@@ -187,6 +223,34 @@ def _from_response(raw: Any) -> Completion:
 
 
 # ------------------------------------------------------------------ LM Studio discovery
+
+_CHAT_TYPES = ("llm", "vlm")
+
+
+def choose_lmstudio_model(entries: list[dict[str, Any]]) -> str:
+    """From /api/v0/models entries: a loaded LLM, a loaded VLM, the first LLM, the first
+    VLM; never an embedding model. "" when there is none."""
+    for want_loaded in (True, False):
+        for kind in _CHAT_TYPES:
+            for entry in entries:
+                if entry.get("type") == kind and (not want_loaded or entry.get("state") == "loaded"):
+                    return str(entry["id"])
+    return ""
+
+
+def looks_like_embedding_model(model_id: str) -> bool:
+    """An embedding model by its id (for /v1/models, which does not say)."""
+    return "embed" in model_id.lower()
+
+
+def _server_root(base_url: str) -> str:
+    """http://host:1234/v1 -> http://host:1234 (where LM Studio's /api/v0 lives)."""
+    base_url = base_url.rstrip("/")
+    if base_url.endswith("/v1"):
+        return base_url[:-3]
+    parts = urllib.parse.urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
 
 _probe_cache: dict[str, tuple[float, list[str] | None]] = {}
 _probe_lock = threading.Lock()

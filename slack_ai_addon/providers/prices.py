@@ -2,8 +2,8 @@
 
 Matched on the model that actually ran (`response.model`), by longest prefix, so dated
 snapshots ("gpt-4o-mini-2024-07-18") find their family. Local providers cost nothing.
-Prices are list prices at the time of writing; unknown models are recorded at 0 with
-`known=False` so a panel can say "cost unknown" rather than "free".
+Prices are list prices at the time of writing. An unknown model costs 0 in `cost_usd`;
+`cost_known(model)` is False for it, so a panel can say "cost unknown" rather than "free".
 """
 
 from __future__ import annotations
@@ -48,3 +48,8 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int, *, local: b
     if price is None:
         return 0.0
     return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 8)
+
+
+def cost_known(model: str, *, local: bool = False) -> bool:
+    """Whether `cost_usd` for this model is a real figure (local: free) and not an unknown 0."""
+    return local or price_for(model) is not None

@@ -38,6 +38,9 @@ class ProviderProfile:
     timeout_s: float  # read timeout for one attempt
     is_local: bool  # local models cost nothing
     default_model: str = ""
+    # GET /v1/models answers without a (valid) key or credits (Abacus RouteLLM, LM Studio):
+    # passing it proves nothing about a bad key or an empty balance.
+    public_model_list: bool = False
 
 
 ROUTELLM = ProviderProfile(
@@ -45,6 +48,7 @@ ROUTELLM = ProviderProfile(
     length_field="max_tokens", temperature_ok=True, needs_key=True, dummy_key="",
     context_tokens=128_000, tool_strict_ok=False,  # Abacus answered 400 to strict tools (reference §1.4)
     timeout_s=45.0, is_local=False, default_model="route-llm",
+    public_model_list=True,  # several projects call it without a key (reference §1.2)
 )
 OPENAI = ProviderProfile(
     name="openai", label="OpenAI", structured="json_schema", strict_ok=True,
@@ -56,7 +60,7 @@ LMSTUDIO = ProviderProfile(
     name="lmstudio", label="LM Studio", structured="json_schema", strict_ok=True,
     length_field="max_tokens", temperature_ok=True, needs_key=False, dummy_key="lm-studio",
     context_tokens=4096,  # LM Studio's usual default context for a loaded model
-    tool_strict_ok=True, timeout_s=120.0, is_local=True,
+    tool_strict_ok=True, timeout_s=120.0, is_local=True, public_model_list=True,
 )
 LLAMACPP = ProviderProfile(
     name="llamacpp", label="llama.cpp", structured="json_object_schema", strict_ok=False,

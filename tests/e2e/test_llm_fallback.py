@@ -327,3 +327,31 @@ def test_json_inside_the_reasoning_block_is_used(primary: FakeOpenAI, backup: Fa
     result = interp.interpret("a red cube")
     assert result.provider.startswith("lmstudio:") and result.spec.objects[0].primitive.value == "cube"
     assert len(backup.chat_calls()) == 1
+
+
+@pytest.mark.parametrize("failure", ["out_of_credits", "bad_key"])
+def test_public_model_list_does_not_end_a_long_cooldown(backup: FakeOpenAI, failure: str) -> None:
+    """RouteLLM's /v1/models answers without a key or credits, so it cannot vouch for
+    either: the provider sits out a fixed cooldown instead of returning every 2 minutes."""
+    clock = FakeClock()
+    with FakeOpenAI("routellm", api_key="abacus-key-0123456789") as abacus:
+        abacus.out_of_credits = failure == "out_of_credits"
+        key = "abacus-key-0123456789" if failure == "out_of_credits" else "abacus-key-revoked-000"
+        chain = ProviderChain([ProviderClient(ROUTELLM, base_url=abacus.base_url, api_key=key),
+                               ProviderClient(LMSTUDIO, base_url=backup.base_url, model="qwen2.5-7b-instruct")],
+                              policy=RetryPolicy(deadline_s=10.0, health_check_interval_s=120.0,
+                                                 public_list_cooldown_s=1800.0),
+                              cooldowns=CooldownBook(), clock=clock, sleep=clock.sleep)
+        interp, _ = interpreter(chain)
+        assert interp.interpret("one").provider.startswith("lmstudio:")
+        assert len(abacus.chat_calls()) == 1
+        for _ in range(10):  # 20 minutes of health-check intervals
+            clock.now += 121
+            assert interp.interpret("again").provider.startswith("lmstudio:")
+        assert len(abacus.chat_calls()) == 1  # not retried on the strength of a public /v1/models
+        assert chain.status()[0]["cooling_down_s"] > 0
+        abacus.out_of_credits = False
+        abacus.api_key = key  # credits bought, key fixed
+        clock.now += 1800
+        assert interp.interpret("later").provider.startswith("routellm:")
+        assert len(abacus.chat_calls()) == 2

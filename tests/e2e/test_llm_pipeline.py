@@ -176,3 +176,61 @@ def test_cli_analyze_json_offline(tmp_path: Path) -> None:
     assert out["sentiment"] == "positive"
     assert 0.05 <= out["score"] <= 1.0
     assert out["provider"] == "offline"
+
+
+# ------------------------------------------------------------------ context sizing, the Slack reply
+
+LONG_TEXT = "I love this new AI system, it renders my scenes beautifully. " * 500  # ~31,000 chars
+
+
+def test_long_analyze_text_is_trimmed_to_lm_studios_context() -> None:
+    # Slack jobs are cut at MAX_REQUEST_CHARS already; the analyzer itself (CLI, add-on
+    # panel) takes any length, and LM Studio's usual context is 4096 tokens.
+    from slack_ai_addon.agent.blocks import analysis_message
+    from slack_ai_addon.providers.chain import estimate_tokens
+    from slack_ai_addon.providers.profiles import LMSTUDIO
+
+    with FakeOpenAI("lmstudio", responder=llm_sentiment) as lm:
+        settings = Settings(lm_studio_base_url=lm.base_url, provider_order="lmstudio,offline")
+        result = build_analyzer(settings).analyze(LONG_TEXT)
+        (call,) = lm.chat_calls()
+    assert result["provider"] == "lmstudio:qwen2.5-7b-instruct" and result["sentiment"] == "positive"
+    sent = call.json["messages"]
+    assert estimate_tokens(sent) + call.json["max_tokens"] <= LMSTUDIO.context_tokens  # 4096
+    assert len(sent[-1]["content"]) < len(LONG_TEXT.strip()) and "trimmed" in sent[-1]["content"]
+    assert any("trimmed" in note and "LM Studio" in note for note in result["notes"])
+    _, blocks = analysis_message(Job(kind=JobKind.ANALYZE, request_text=LONG_TEXT[:200], result=result))
+    assert "trimmed" in str(blocks)
+
+
+def test_a_prompt_too_long_for_lm_studio_falls_back_as_context_overflow(openai_fake: FakeOpenAI) -> None:
+    from slack_ai_addon.providers import ErrorKind, StructuredTask
+    from slack_ai_addon.providers.analysis import SentimentResult
+    from slack_ai_addon.providers.structured import model_parser
+
+    with FakeOpenAI("lmstudio", responder=llm_sentiment) as lm:
+        settings = Settings(lm_studio_base_url=lm.base_url, openai_api_key=KEY, openai_base_url=openai_fake.base_url,
+                            provider_order="lmstudio,openai")
+        chain = build_chain(settings, cooldowns=CooldownBook())
+        task = StructuredTask(task="scene_spec", parse=model_parser(SentimentResult), max_tokens=400,
+                              messages=[{"role": "user", "content": LONG_TEXT}])
+        result = chain.run(task)
+        assert lm.chat_calls() == []  # not sent: it could only fail
+    assert result.provider == "openai"
+    (failure,) = result.failures
+    assert failure.error.kind is ErrorKind.CONTEXT_OVERFLOW and failure.label == "LM Studio"
+    assert openai_fake.chat_calls()[0].json["messages"][-1]["content"] == LONG_TEXT  # untrimmed on 128k
+
+
+def test_the_slack_reply_reads_like_text() -> None:
+    from slack_ai_addon.agent.blocks import analysis_message
+
+    job = Job(kind=JobKind.ANALYZE, request_text="I love it", result={
+        "sentiment": "positive", "score": 0.9, "emotions": ["joy", "surprise"], "summary": "Loves it.",
+        "key_phrases": ["love it", "new AI system"], "provider": "lmstudio:qwen", "model": "qwen",
+        "notes": ["RouteLLM was unavailable (out of credits); used LM Studio"]})
+    _, blocks = analysis_message(job)
+    shown = blocks[0]["text"]["text"]
+    assert "*Emotions:* joy, surprise" in shown and "['joy'" not in shown
+    assert "*Key phrases:* love it, new AI system" in shown
+    assert "RouteLLM was unavailable (out of credits); used LM Studio" in shown

@@ -13,8 +13,10 @@ from slack_ai_addon.core.config import Settings
 from slack_ai_addon.core.jobs import InMemoryJobStore
 from slack_ai_addon.providers import (
     CooldownBook,
+    ErrorKind,
     ProviderChain,
     ProviderClient,
+    ProviderError,
     RetryPolicy,
     SentimentAnalyzer,
     StructuredTask,
@@ -132,7 +134,7 @@ def test_lmstudio_happy_path_discovers_the_loaded_model(lmstudio: FakeOpenAI) ->
     store = InMemoryJobStore()
     result = build_chain(settings, store=store, cooldowns=CooldownBook()).run(analysis_task())
     assert result.provider_tag == "lmstudio:qwen2.5-7b-instruct"
-    assert [c.path for c in lmstudio.calls] == ["/v1/models", "/v1/chat/completions"]
+    assert [c.path for c in lmstudio.calls] == ["/api/v0/models", "/v1/chat/completions"]
     call = lmstudio.chat_calls()[0]
     assert call.json["model"] == "qwen2.5-7b-instruct"
     assert call.json["response_format"]["type"] == "json_schema"  # json_object would be a 400 here
@@ -220,3 +222,31 @@ def test_analyzer_caches_identical_requests(openai_fake: FakeOpenAI) -> None:
     assert len(openai_fake.chat_calls()) == 1
     analyzer.analyze("Something else entirely.")
     assert len(openai_fake.chat_calls()) == 2
+
+
+def test_lmstudio_picks_a_loaded_llm_not_the_embedding_model_listed_first(lmstudio: FakeOpenAI) -> None:
+    from tests.fakes.fake_openai import LMSTUDIO_EMBEDDING_MODEL
+
+    lmstudio.models = ["llama-3.2-3b-instruct", "qwen2.5-7b-instruct"]
+    lmstudio.not_loaded_models = ["llama-3.2-3b-instruct"]
+    client = ProviderClient(LMSTUDIO, base_url=lmstudio.base_url)
+    assert client.list_models()[0] == LMSTUDIO_EMBEDDING_MODEL  # what /v1/models puts first under JIT
+    assert client.model() == "qwen2.5-7b-instruct"  # the loaded one
+    assert client_module.choose_lmstudio_model(
+        [{"id": "nomic-embed", "type": "embeddings", "state": "loaded"},
+         {"id": "a", "type": "llm", "state": "not-loaded"}, {"id": "b", "type": "llm", "state": "not-loaded"}]) == "a"
+    assert client_module.choose_lmstudio_model([{"id": "nomic-embed", "type": "embeddings", "state": "loaded"}]) == ""
+
+
+def test_lmstudio_without_the_native_api_falls_back_to_v1_models(lmstudio: FakeOpenAI) -> None:
+    lmstudio.native_api = False  # before 0.3.6: /api/v0/models is a 404
+    client = ProviderClient(LMSTUDIO, base_url=lmstudio.base_url)
+    assert client.model() == "qwen2.5-7b-instruct"  # the embedding model listed first is passed over
+    assert [c.path for c in lmstudio.calls] == ["/api/v0/models", "/v1/models"]
+
+
+def test_lmstudio_with_only_embedding_models_has_no_model(lmstudio: FakeOpenAI) -> None:
+    lmstudio.models = []
+    with pytest.raises(ProviderError) as caught:
+        ProviderClient(LMSTUDIO, base_url=lmstudio.base_url).model()
+    assert caught.value.kind is ErrorKind.MODEL_NOT_LOADED

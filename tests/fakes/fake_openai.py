@@ -10,6 +10,9 @@ Personas reproduce each provider's quirks (reference/llm-providers.md §5):
               Abacus's own body; strict tools are a 400.
 - "lmstudio": no auth; json_object is a 400 with a plain-string error; an unknown model or
               nothing loaded is the object-shaped 404 "No models loaded"; tool_calls: [] always.
+              As with JIT loading, /v1/models lists every download, an embedding model
+              first; the native GET /api/v0/models says which is an "llm" and which is
+              "loaded" (`native_api = False`: an older server, 404 there).
 - "llamacpp": only {"type": "json_object", "schema": ...}; json_schema is a 500.
 
 Tests script answers with `fake.script(Reply...)` (consumed one per chat call, then the
@@ -120,6 +123,7 @@ _DEFAULT_MODELS = {
     "lmstudio": ["qwen2.5-7b-instruct"],
     "llamacpp": ["gemma-3-270m"],
 }
+LMSTUDIO_EMBEDDING_MODEL = "text-embedding-nomic-embed-text-v1.5"
 
 
 def schema_instance(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
@@ -171,6 +175,11 @@ class FakeOpenAI:
         self.responder = responder
         self.loaded = loaded  # LM Studio: False answers every chat with 404 No models loaded
         self.out_of_credits = False  # RouteLLM
+        # LM Studio: downloaded embedding models (listed first, never chat models) and the
+        # native /api/v0/models endpoint (False: answers 404, as servers before 0.3.6).
+        self.embedding_models = [LMSTUDIO_EMBEDDING_MODEL] if persona == "lmstudio" else []
+        self.native_api = persona == "lmstudio"
+        self.not_loaded_models: list[str] = []  # LM Studio: listed with state "not-loaded"
         self.calls: list[Call] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -255,7 +264,21 @@ class FakeOpenAI:
             auth = self._auth_error(headers)
             if auth is not None:
                 return auth
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": self.persona} for m in self.models]
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": self.persona}
+                for m in [*self.embedding_models, *self.models]]
+        return Reply(body={"object": "list", "data": data})
+
+    def native_models_reply(self) -> Reply:
+        """LM Studio's GET /api/v0/models (reference §2.4)."""
+        if not self.native_api:
+            return Reply.error(404, {"error": "Unexpected endpoint or method. (GET /api/v0/models)"})
+        data = [{"id": m, "object": "model", "type": "embeddings", "publisher": "nomic-ai", "arch": "nomic-bert",
+                 "compatibility_type": "gguf", "quantization": "Q4_K_M", "state": "not-loaded",
+                 "max_context_length": 2048} for m in self.embedding_models]
+        data += [{"id": m, "object": "model", "type": "llm", "publisher": "lmstudio-community", "arch": "qwen2",
+                  "compatibility_type": "gguf", "quantization": "Q4_K_M",
+                  "state": "not-loaded" if m in self.not_loaded_models or not self.loaded else "loaded",
+                  "max_context_length": 32768} for m in self.models]
         return Reply(body={"object": "list", "data": data})
 
     def chat_reply(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
@@ -336,7 +359,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server_fake
         headers = self._headers()
         fake._record(Call("GET", self.path, headers, None))
-        if self.path.rstrip("/").endswith("/models"):
+        if fake.persona == "lmstudio" and self.path.rstrip("/") == "/api/v0/models":
+            self._send(fake.native_models_reply())
+        elif self.path.rstrip("/").endswith("/models"):
             self._send(fake.models_reply(headers))
         else:
             self._send(Reply.error(404, {"error": f"Unexpected endpoint or method. (GET {self.path})"}))

@@ -188,3 +188,36 @@ def test_prices() -> None:
     assert cost_usd("gpt-4o-2024-11-20", 1000, 0) == pytest.approx(0.0025)
     assert cost_usd("gpt-4o-mini", 1000, 1000, local=True) == 0.0
     assert cost_usd("some-unknown-model", 1000, 1000) == 0.0
+
+
+def test_unknown_cost_is_told_apart_from_free() -> None:
+    from slack_ai_addon.providers import prices
+
+    assert prices.cost_known("gpt-4o-mini-2024-07-18") and prices.cost_known("anything", local=True)
+    assert not prices.cost_known("some-unknown-model")
+    assert "known=False" not in (prices.__doc__ or "")  # no such flag: the docstring names cost_known
+
+
+# ------------------------------------------------------------------------ context sizing
+
+def test_prompt_sizing_against_the_profile_context() -> None:
+    from slack_ai_addon.providers.chain import StructuredTask, estimate_tokens, fit_to_context
+    from slack_ai_addon.providers.client import ProviderClient
+
+    lm = ProviderClient(LMSTUDIO, base_url="http://127.0.0.1:9/v1", model="qwen")
+    cloud = ProviderClient(OPENAI, base_url="http://127.0.0.1:9/v1", api_key="sk-unit-test-key-000", model="m")
+    long_text = "word " * 8000  # ~10,000 tokens by chars/4
+    messages = [{"role": "system", "content": "Analyse."}, {"role": "user", "content": long_text}]
+    assert estimate_tokens(messages) == pytest.approx(len(long_text) / 4, abs=30)
+    task = StructuredTask(task="analysis", messages=messages, parse=str, max_tokens=400, trimmable=True)
+    same, notes = fit_to_context(cloud, task)
+    assert same is messages and notes == []
+    trimmed, notes = fit_to_context(lm, task)
+    assert estimate_tokens(trimmed) <= LMSTUDIO.context_tokens - 400
+    assert trimmed[0] == messages[0] and trimmed[1]["content"].startswith("word word")
+    assert "trimmed" in trimmed[1]["content"] and "trimmed" in notes[0]
+    assert messages[1]["content"] == long_text  # the task itself is left alone for the next provider
+    task.trimmable = False
+    with pytest.raises(ProviderError) as caught:
+        fit_to_context(lm, task)
+    assert caught.value.kind is ErrorKind.CONTEXT_OVERFLOW
