@@ -17,6 +17,7 @@ keywords for the Slack agent when no LLM is available.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import re
@@ -24,7 +25,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .interp_colors import MAX_COLOR_WORDS, color_distance, lookup_color
+from .interp_colors import MAX_COLOR_WORDS, apply_shade, color_distance, lookup_color
 from .interp_layout import Arrangement, Placed, arrange, bounds, fit_distance, half_extents
 from .interp_vocab import (
     ALL_REFERENCES,
@@ -85,6 +86,8 @@ _NUM_RE = re.compile(r"^(\d+(?:\.\d+)?)([a-z]*)$")
 _CLAUSE_BREAKS = frozenset({",", ";", ".", "!", "?", "and", "&", "+", "then", "but", "plus", "also", "with",
                             "while", "(", ")", ":", "/"})
 _ARTICLES = frozenset({"a", "an", "the", "some", "another", "this", "that", "these", "those", "my", "its"})
+# Shade words that also work alone, before a shape with no colour: "a dark cube" is a dark grey.
+_BARE_SHADES = frozenset({"dark", "light", "pale", "bright", "pastel", "deep"})
 
 
 # ------------------------------------------------------------------------------ tokens
@@ -185,6 +188,7 @@ class _Mods:
     relative_size: float | None = None
     stretch: tuple[float, float, float] | None = None
     side: int | None = None
+    shade: str | None = None  # "a dark cube": a shade word with no colour name shades the default
     words: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
@@ -194,7 +198,7 @@ class _Mods:
         """These modifiers overridden by the ones in `later` that are set."""
         out = replace(self, words=[*self.words, *later.words])
         for name in ("color", "metallic", "roughness", "emission", "transmission", "material_color", "size",
-                     "relative_size", "stretch", "side"):
+                     "relative_size", "stretch", "side", "shade"):
             value = getattr(later, name)
             if value is not None:
                 setattr(out, name, value)
@@ -214,6 +218,7 @@ class _Group:
     below_previous: bool = False  # "a sphere ON a cube": this group goes under the previous one
     center: bool = False  # "spheres AROUND a cube"
     selector_color: str | None = None  # edits: "the RED cube" picks red cubes
+    set_count: bool = False  # edits: "make it 3 cubes", "only one cube", "3 cubes instead" set the count
 
 
 # --------------------------------------------------------------------------- the parser
@@ -239,6 +244,7 @@ class _Parse:
         self.camera: dict[str, float] = {}
         self.draft = False
         self.leftover_mods = _Mods()  # edits: modifiers with no object named apply to all
+        self.set_total: int | None = None  # edits: "5 of them" sets the number of objects
 
     # ---------------------------------------------------------------- helpers
     def warn(self, message: str) -> None:
@@ -631,12 +637,36 @@ class _Parse:
             is_noun = w in self._FLOOR_NOUNS
             grid_floor = w == "grid" and (t.w(i - 1) in ("a", "the") and t.w(i - 2) == "on"
                                           or t.w(i + 1) in ("floor", "ground", "pattern", "lines"))
+            if not (is_noun or grid_floor) and self._bare_pattern(i):
+                # "a cube, checkered" / "a cube, grid": a pattern with no noun of its own is the
+                # floor's, as "a cube, checkerboard" is.
+                t.take(i, i + 1)
+                self._set_floor_pattern("grid" if w == "grid" else "checkered", floor)
+                continue
             if not (is_noun or grid_floor):
                 continue
             if w in ("surface", "table", "tabletop", "tiles", "pavement") and t.w(i - 1) not in (
                     "a", "the", "on") and not self._floor_modifier_before(i):
                 continue
             self._floor_phrase(i, floor)
+
+    def _bare_pattern(self, i: int) -> bool:
+        """A pattern word standing alone in its clause after a comma: "a cube, checkered"."""
+        t = self.toks
+        if not (t.w(i) in self._CHECKER_WORDS or t.w(i) == "grid"):
+            return False
+        before, after = t.w(i - 1), t.w(i + 1)
+        alone_after = after in ("", ",", ";", ".", "!", "?") or (i + 1 < len(t) and not t.free(i + 1))
+        return before in (",", ";") and alone_after
+
+    def _set_floor_pattern(self, kind: str, floor: dict[str, Any]) -> None:
+        """A checkered or grid floor in the default colours (or the previous ones in an edit)."""
+        self.changed = True
+        keep = self.edit and self.previous is not None and self.previous.floor.kind.value == kind
+        if not keep:
+            floor["kind"] = kind
+            floor["color"], floor["color2"] = "#e8e8e8", "#202020"
+            floor["tiles"] = max(1, min(200, round(floor["size"] / 1.0)))
 
     def _floor_modifier_before(self, i: int) -> bool:
         w = self.toks.w(i - 1)
@@ -905,6 +935,12 @@ class _Parse:
             if w in ("striped", "patterned"):
                 self.warn(f"'{w}' is shown as a checker pattern")
             return i + 1
+        if w in _BARE_SHADES and self._group_ahead(i + 1):
+            # "two dark spheres": no colour named, so the shade applies to the default colour
+            # (only before a shape: "a dark background" is not the cube's).
+            mods.shade = w
+            mods.words.append(w)
+            return i + 1
         if w in SIZE_WORDS:
             mods.size = SIZE_WORDS[w]
             mods.words.append(w)
@@ -987,12 +1023,16 @@ class _Parse:
         pending_definite = False
         relation: str = ""  # "on" -> next group below the previous; "around" -> next group is the centre
         unknown_since: int | None = None
+        stale = False  # an unknown word followed the pending modifiers ("a purple ELEPHANT")
+        count_start = -1  # where the pending count's words begin
         last_shape_end = -1
         i = 0
         n = len(t)
 
         def flush_to_last() -> None:
-            nonlocal pending
+            nonlocal pending, stale
+            if stale:  # "a red cube and a purple elephant": purple was the elephant's, not the cube's
+                pending, stale = _Mods(), False
             if pending.any() and groups:
                 groups[-1].mods = groups[-1].mods.merged(pending)
                 pending = _Mods()
@@ -1019,7 +1059,7 @@ class _Parse:
                 if len(body) > MAX_TEXT_LEN:
                     self.warn(f"objects[].text was cut to {MAX_TEXT_LEN} characters")
                 t.take(i, end)
-                pending, pending_count, pending_definite = _Mods(), None, False
+                pending, pending_count, pending_definite, stale = _Mods(), None, False, False
                 i = end
                 continue
             shape = self.shape_at(i)
@@ -1045,6 +1085,10 @@ class _Parse:
                 if self.edit and definite:
                     # In an edit, words before "the ... cube" pick objects; words after change them.
                     group.selector_color, group.mods = pending.color, _Mods()
+                if self.edit and pending_count is not None and (
+                        self._sets_count(count_start, end)
+                        or explicit and groups and groups[-1].set_count):  # "make it 2 cubes and 2 spheres"
+                    group.set_count = True
                 if relation == "on" and groups:
                     group.below_previous = True
                 elif relation == "around":
@@ -1054,7 +1098,7 @@ class _Parse:
                 t.take(i, end)
                 if plural and w not in ("spheres",) and t.w(end) == "of":
                     pass
-                pending, pending_count, pending_definite = _Mods(), None, False
+                pending, pending_count, pending_definite, stale = _Mods(), None, False, False
                 unknown_since = None
                 i = end
                 continue
@@ -1065,23 +1109,36 @@ class _Parse:
                 groups.append(_Group(last.primitive, 1 if w == "one" else DEFAULT_PLURAL_COUNT, pending,
                                      text=last.text, label=last.label))
                 t.take(i, i + 1)
-                pending, pending_count = _Mods(), None
+                pending, pending_count, stale = _Mods(), None, False
                 i += 1
                 continue
             counted = self._count_at(i)
             if counted is not None and not (w == "one" and pending_count is not None):
                 value, end = counted
+                total_end = self._count_of_all(i, end) if self.edit else None
+                if total_end is not None:  # "5 of them"
+                    self.set_total = value
+                    t.take(i, total_end)
+                    i = total_end
+                    continue
                 pending_count = (value, w not in ("a", "an"))
+                count_start = i
+                if stale:  # a new noun phrase: the unknown one's modifiers stay behind
+                    pending, stale = _Mods(), False
                 t.take(i, end)
                 i = end
                 continue
             if w in ("a", "an") and self.shape_at(i + 1) is not None or w in ("a", "an") and (
                     self._modifier_at(i + 1, _Mods()) is not None):
                 pending_count = (1, False)
+                if stale:
+                    pending, stale = _Mods(), False
                 t.take(i, i + 1)
                 i += 1
                 continue
             if w in ("the", "those", "these", "that", "this"):
+                if stale:
+                    pending, stale = _Mods(), False
                 pending_definite = True
                 t.take(i, i + 1)
                 i += 1
@@ -1127,14 +1184,55 @@ class _Parse:
             if w in STOP_WORDS:
                 i += 1
                 continue
-            # An unknown word swallows the modifiers before it ("a purple elephant" must not turn
-            # the previous object purple); they are reported together as not understood.
+            # An unknown word may be a noun ("a purple elephant") or an adjective ("5 weird
+            # cubes"). The count and the modifiers before it are kept for a shape that follows
+            # at once, but marked stale: a clause break or a new noun phrase drops them, so
+            # "purple" never colours the previous or the next object.
             if unknown_since is None:
                 unknown_since = i
-            pending, pending_count, pending_definite = _Mods(), None, False
+            stale = stale or pending.any() or pending_count is not None or pending_definite
             i += 1
         flush_to_last()
         return groups
+
+    _THEM = ("them", "those", "these", "it", "all", "everything")
+
+    def _count_of_all(self, start: int, end: int) -> int | None:
+        """End of a count of every object at start..end: "5 of them", "make them 5"; else None.
+
+        Only when nothing follows in the clause: "make two of them red" picks objects instead.
+        """
+        t = self.toks
+        if _edit_verb(self.text) != "modify":  # "remove one of them", "add two of them"
+            return None
+        k = end
+        if t.w(end - 1) == "of" and t.w(k) in self._THEM:
+            k += 1
+        elif t.w(k) == "of" and t.w(k + 1) in self._THEM:
+            k += 2
+        elif not (t.w(start - 1) == "them" and t.w(start - 2) in ("make", "turn", "change", "set")):
+            return None
+        if t.w(k) == "instead":
+            k += 1
+        after = t.w(k)
+        if after in ("", "now", "please", "pls") or after in _CLAUSE_BREAKS and after not in ("with", "and"):
+            return k
+        return None
+
+    def _sets_count(self, count_start: int, shape_end: int) -> bool:
+        """Edits: does the count before a shape set how many there are ("make it 3 cubes",
+        "only one cube", "three cubes instead") rather than add that many?"""
+        t = self.toks
+        before = t.w(count_start - 1)
+        if before in ("only", "just"):
+            return True
+        if before == "into":
+            count_start -= 1
+            before = t.w(count_start - 1)
+        if before in ("it", "them", "that", "this", "everything") and t.w(count_start - 2) in (
+                "make", "turn", "change", "set", "now"):
+            return True
+        return t.w(shape_end) == "instead" and t.w(shape_end + 1) != "of"
 
     def _group_ahead(self, i: int) -> bool:
         """True when a shape noun follows within a few words (skipping articles and modifiers)."""
@@ -1142,7 +1240,8 @@ class _Parse:
             if self.shape_at(k) is not None:
                 return True
             w = self.toks.w(k)
-            if w in _ARTICLES or self.color_at(k) or w in MATERIAL_WORDS or w in SIZE_WORDS or self._count_at(k):
+            if w in _ARTICLES or self.color_at(k) or w in MATERIAL_WORDS or w in SIZE_WORDS or w in _BARE_SHADES \
+                    or self._count_at(k):
                 continue
             return False
         return False
@@ -1188,9 +1287,21 @@ class _Parse:
         return seen
 
 
+MAX_REPORTED_WORD = 40  # characters of one not-understood word ("x" * 10240 is one word)
+MAX_HINT_CHARS = 300  # characters of the not-understood hint in a SpecError message
+
+
 def _clip_phrase(words: list[str], limit: int = 6) -> str:
-    # A run of unknown words can be thousands long ("blah blah ..."): messages stay short.
-    return " ".join(words[:limit]) + (" …" if len(words) > limit else "")
+    # A run of unknown words can be thousands long ("blah blah ..."), and so can one word
+    # with no spaces: messages stay short either way.
+    clipped = [w if len(w) <= MAX_REPORTED_WORD else w[:MAX_REPORTED_WORD - 1] + "\u2026" for w in words[:limit]]
+    return " ".join(clipped) + (" \u2026" if len(words) > limit else "")
+
+
+def _hint(words: list[str], limit: int = 5) -> str:
+    """The first not-understood phrases for an error message, at most MAX_HINT_CHARS long."""
+    text = ", ".join(words[:limit])
+    return text if len(text) <= MAX_HINT_CHARS else text[:MAX_HINT_CHARS - 1] + "\u2026"
 
 
 # ------------------------------------------------------------------------ building objects
@@ -1204,6 +1315,8 @@ def _material(mods: _Mods, base: dict[str, Any] | None = None) -> dict[str, Any]
         mat["base_color"] = mods.material_color
     elif mods.transmission and not base:
         mat["base_color"] = "#f4f8ff"
+    if mods.shade is not None and mods.color is None:
+        mat["base_color"] = _shaded(mat["base_color"], mods.shade)
     for key, value in (("metallic", mods.metallic), ("roughness", mods.roughness),
                        ("emission_strength", mods.emission), ("transmission", mods.transmission)):
         if value is not None:
@@ -1212,6 +1325,14 @@ def _material(mods: _Mods, base: dict[str, Any] | None = None) -> dict[str, Any]
         mat["checker"] = {"color2": "#1a1a1a" if color_distance(mat["base_color"], "#1a1a1a") > 80 else "#f0f0f0",
                           "scale": 8.0}
     return mat
+
+
+def _shaded(color: str, shade: str) -> str:
+    """A bare shade word applied to a colour; on a grey, "bright" lightens as "light" does."""
+    shaded = apply_shade(color, shade)
+    if shaded == color and shade in ("bright", "pale", "pastel", "light"):
+        shaded = apply_shade(color, "light")
+    return shaded
 
 
 def _scale(mods: _Mods, base: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[float, float, float]:
@@ -1395,7 +1516,7 @@ class OfflineInterpreter:
         groups = [g for g in groups if g.count > 0]
         if not groups:
             leftovers = parse.leftovers()
-            hint = f" (I did not understand: {', '.join(leftovers[:5])})" if leftovers else ""
+            hint = f" (I did not understand: {_hint(leftovers)})" if leftovers else ""
             raise SpecError(f'I could not find anything to render in "{_shorten(parse.text)}"{hint}; '
                             f"try {EXAMPLE}. Shapes I know: cube, sphere, ico sphere, cylinder, cone, torus, "
                             f'plane, monkey, and text like \'the word "hi"\'.', ["objects"])
@@ -1458,6 +1579,11 @@ class OfflineInterpreter:
         added: list[_Group] = []
         removed_any = False
         skip_next = False
+        counted = {g.primitive.value for g in groups if g.set_count and g.primitive is not None}
+        if counted - {o["primitive"] for o in objects}:
+            # "make it three cones" of a cube: the objects named replace the others.
+            objects[:] = [o for o in objects if o["primitive"] in counted]
+            relayout = touched = True
         for index, g in enumerate(groups):
             if skip_next:
                 skip_next = False
@@ -1465,6 +1591,10 @@ class OfflineInterpreter:
             matches = [o for o in objects if g.primitive is not None and o["primitive"] == g.primitive.value
                        and (g.selector_color is None
                             or color_distance(o["material"]["base_color"], g.selector_color) < 60)]
+            if g.set_count:
+                self._set_count(parse, objects, g, matches)
+                relayout = touched = True
+                continue
             if verb == "remove":
                 if not matches:
                     parse.warn(f"there is no {g.label} to remove")
@@ -1514,6 +1644,9 @@ class OfflineInterpreter:
                 if verb != "add":
                     parse.warn("new objects were added to the scene; say 'instead of' or 'remove' to replace")
                 relayout = True
+        if parse.set_total is not None and objects:
+            _set_total(parse, objects, parse.set_total)
+            relayout = touched = True
         leftover = parse.leftover_mods
         if leftover.any():
             for o in objects:
@@ -1538,9 +1671,36 @@ class OfflineInterpreter:
         if not (touched or relayout or rescale or parse.changed or added):
             words = parse.leftovers()
             raise SpecError(f'I could not tell what to change in "{_shorten(parse.text)}"'
-                            + (f" (not understood: {', '.join(words[:5])})" if words else "")
+                            + (f" (not understood: {_hint(words)})" if words else "")
                             + '; try "make it blue", "add two more spheres", "remove the cube", "bigger", '
                               '"4k", "make it spin" or "sunset lighting".', ["request"])
+
+    def _set_count(self, parse: _Parse, objects: list[dict[str, Any]], g: _Group,
+                   matches: list[dict[str, Any]]) -> None:
+        """Exactly g.count objects of g's shape: the extra ones go, missing ones are copies of the
+        last one (or new ones when there is none); g's modifiers apply to all of them."""
+        target = g.count
+        kept = matches[:target]
+        doomed = matches[target:]
+        if doomed:
+            objects[:] = [o for o in objects if not any(o is d for d in doomed)]
+        room = MAX_OBJECTS - len(objects)
+        extra = target - len(kept)
+        if extra > room:
+            parse.warn(f"{target} {g.label} were asked for; objects is limited to {MAX_OBJECTS}, "
+                       f"so {len(kept) + max(0, room)} were made")
+            extra = max(0, room)
+        copies: list[dict[str, Any]] = []
+        if extra > 0 and kept:
+            template = kept[-1]
+            copies = [copy.deepcopy(template) for _ in range(extra)]
+            at = next(k for k, o in enumerate(objects) if o is template) + 1
+            objects[at:at] = copies
+        elif extra > 0:
+            objects.extend(self._expand(parse, [replace(g, count=extra)], room))
+        if g.mods.any():
+            for o in kept + copies:
+                self._modify(o, g.mods)
 
     @staticmethod
     def _modify(obj: dict[str, Any], mods: _Mods) -> None:
@@ -1550,6 +1710,24 @@ class OfflineInterpreter:
         if mods.size is not None or mods.relative_size is not None or mods.stretch is not None:
             scale = _scale(mods, (obj["scale"]["x"], obj["scale"]["y"], obj["scale"]["z"]))
             obj["scale"] = {"x": scale[0], "y": scale[1], "z": scale[2]}
+
+
+def _set_total(parse: _Parse, objects: list[dict[str, Any]], wanted: int) -> None:
+    """ "5 of them": drop objects from the end, or copy each in turn beside itself."""
+    target = min(wanted, MAX_OBJECTS)
+    if wanted > MAX_OBJECTS:
+        parse.warn(f"{wanted} objects were asked for; objects is limited to {MAX_OBJECTS}, "
+                   f"so {MAX_OBJECTS} were made")
+    if target <= len(objects):
+        del objects[target:]
+        return
+    originals = list(objects)
+    extra = target - len(originals)
+    out: list[dict[str, Any]] = []
+    for k, o in enumerate(originals):
+        out.append(o)
+        out.extend(copy.deepcopy(o) for _ in range(extra // len(originals) + (k < extra % len(originals))))
+    objects[:] = out
 
 
 def _edit_verb(text: str) -> str:

@@ -26,6 +26,7 @@ def _run(*args: str, tmp_path: Path, timeout: float = 180) -> subprocess.Complet
     ("   ", "empty prompt"),
     ("a cube at resolution 999999", "output.width"),
     ("blah " * 2000, "could not find anything to render"),
+    ("x" * 10240, "could not find anything to render"),  # one 10 kB word: still a short message
     ("a cube with 5000 samples and 99999 frames rotating", "output"),
 ])
 def test_bad_prompts_exit_2_with_a_clear_message(prompt: str, expected: str, tmp_path: Path) -> None:

@@ -466,6 +466,152 @@ def test_unrecognised_edit(base: SceneSpec) -> None:
     assert colors(partial.spec) == ["#0000ff"] * 3 and "dance" in partial.not_understood
 
 
+# "make it 3 cubes" sets how many there are; "add two more" adds. (base text, edit, primitives after)
+COUNT_EDITS: list[tuple[str, str, list[str]]] = [
+    ("a cube", "make it 3 cubes", ["cube"] * 3),
+    ("a cube", "three cubes instead", ["cube"] * 3),
+    ("a cube", "make them 3 cubes", ["cube"] * 3),
+    ("a cube", "5 of them", ["cube"] * 5),
+    ("three cubes", "make it 2 cubes", ["cube"] * 2),
+    ("three cubes", "only one cube", ["cube"]),
+    ("three cubes", "just two cubes", ["cube"] * 2),
+    ("three cubes", "5 of them", ["cube"] * 5),
+    ("three cubes", "only 2 of them", ["cube"] * 2),
+    ("three cubes", "make them 4", ["cube"] * 4),
+    ("three cubes", "make it 2 spheres", ["sphere"] * 2),  # none there: they replace the cubes
+    ("three cubes", "make it 2 cubes and 2 spheres", ["cube", "cube", "sphere", "sphere"]),
+    ("a red cube and two green spheres", "make it 3 spheres", ["cube"] + ["sphere"] * 3),
+    ("a red cube and two green spheres", "only one sphere", ["cube", "sphere"]),
+    ("a red cube and two green spheres", "three cubes instead", ["cube"] * 3 + ["sphere"] * 2),
+    ("a red cube and two green spheres", "4 of them", ["cube", "cube", "sphere", "sphere"]),
+    ("a red cube and two green spheres", "add two more spheres", ["cube"] + ["sphere"] * 4),
+    ("a cube", "add two more cubes", ["cube"] * 3),
+    ("a cube", "add two spheres", ["cube", "sphere", "sphere"]),
+]
+
+
+@pytest.mark.parametrize(("text", "edit", "expected"), COUNT_EDITS, ids=[f"{c[0]} / {c[1]}" for c in COUNT_EDITS])
+def test_edit_sets_or_adds_counts(text: str, edit: str, expected: list[str]) -> None:
+    before = run(text).spec
+    result = run(edit, before)
+    assert prims(result.spec) == expected
+    assert result.not_understood == []
+    assert not any("were added" in w for w in result.warnings), result.warnings
+    assert_no_overlap(result.spec)
+    # the copies keep the look of the objects they copy
+    for o in result.spec.objects:
+        same = [b for b in before.objects if b.primitive == o.primitive]
+        if same:
+            assert o.material == same[-1].material or o.material in [b.material for b in same]
+
+
+def test_edit_count_keeps_new_modifiers_and_caps() -> None:
+    before = run("a cube").spec
+    spec = run("make it 3 red cubes", before).spec
+    assert colors(spec) == ["#ff0000"] * 3
+    capped = run("make it 1000 cubes", before)
+    assert len(capped.spec.objects) == MAX_OBJECTS and any(str(MAX_OBJECTS) in w for w in capped.warnings)
+    with pytest.raises(SpecError):
+        run("only 0 cubes", before)
+
+
+# An unknown adjective keeps the count; bare shade words shade the default colour.
+@pytest.mark.parametrize(("text", "count", "unknown"), [
+    ("5 weird cubes", 5, ["weird"]),
+    ("two dark spheres", 2, []),
+    ("two bright spheres", 2, []),
+    ("three light spheres", 3, []),
+    ("two pale cones", 2, []),
+    ("3 red weird cubes", 3, ["weird"]),
+    ("four strange glass balls", 4, ["strange"]),
+])
+def test_unknown_adjective_keeps_the_count(text: str, count: int, unknown: list[str]) -> None:
+    result = run(text)
+    assert len(result.spec.objects) == count
+    assert result.not_understood == unknown
+
+
+@pytest.mark.parametrize(("text", "darker"), [("a dark cube", True), ("two dark spheres", True),
+                                              ("a light cube", False), ("two bright spheres", False),
+                                              ("a pale sphere", False)])
+def test_bare_shade_words_shade_the_default_colour(text: str, darker: bool) -> None:
+    default = run("a cube").spec.objects[0].material.base_color
+    for color in colors(run(text).spec):
+        lum, base = int(color[1:3], 16), int(default[1:3], 16)
+        assert (lum < base) if darker else (lum > base), (text, color)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a red cube and a purple elephant", ["#ff0000"]),
+    ("a purple elephant and a cube", ["#cccccc"]),
+    ("a purple elephant near a cube", ["#cccccc"]),
+    ("two purple elephants, a cube", ["#cccccc"]),
+    ("a cube on a dark background", ["#cccccc"]),
+])
+def test_unknown_noun_keeps_its_modifiers(text: str, expected: list[str]) -> None:
+    assert colors(run(text).spec) == expected
+
+
+def test_dark_wooden_is_a_darker_brown() -> None:
+    wood = colors(run("a wooden cube").spec)[0]
+    dark = colors(run("a dark wooden cube").spec)[0]
+    assert int(dark[1:3], 16) < int(wood[1:3], 16)
+
+
+# A run with no spaces is one word: messages stay short anyway.
+@pytest.mark.parametrize("text", ["x" * 10240, "a cube " + "y" * 5000, ("z" * 300 + " ") * 30])
+def test_long_words_are_clipped(text: str) -> None:
+    try:
+        result = run(text)
+    except SpecError as exc:
+        assert len(str(exc)) < 800
+    else:
+        assert all(len(p) <= 6 * 41 + 2 for p in result.not_understood)
+        assert sum(len(p) for p in result.not_understood) < 20 * 300
+    base = run("a cube").spec
+    try:
+        edited = run(text, base)
+    except SpecError as exc:
+        assert len(str(exc)) < 800
+    else:
+        assert all(len(p) <= 6 * 41 + 2 for p in edited.not_understood)
+
+
+def test_spec_error_hint_is_capped() -> None:
+    with pytest.raises(SpecError) as err:
+        run(", ".join(" ".join("q" * 30 + f"{k}x{j}" for j in range(6)) for k in range(8)))
+    message = str(err.value)
+    hint = message[message.index("(I did not understand: "):message.index("); try")]
+    assert len(hint) <= 330 and len(message) < 800, message
+
+
+# A pattern word alone after a comma is the floor's, as "checkerboard" is.
+@pytest.mark.parametrize(("text", "floor", "checker_on_cube", "count"), [
+    ("a cube, checkered", "checkered", False, 1),
+    ("a cube, checkerboard", "checkered", False, 1),
+    ("a cube, checker", "checkered", False, 1),
+    ("a cube, grid", "grid", False, 1),
+    ("a red cube, checkered, rotating", "checkered", False, 1),
+    ("a checkered cube", "plain", True, 1),
+    ("a cube, red and checkered", "plain", True, 1),
+    ("a cube on a checkered floor", "checkered", False, 1),
+    ("nine cubes in a grid", "plain", False, 9),
+])
+def test_bare_pattern_word_is_the_floor(text: str, floor: str, checker_on_cube: bool, count: int) -> None:
+    spec = run(text).spec
+    assert spec.floor.kind.value == floor
+    assert len(spec.objects) == count
+    assert (spec.objects[0].material.checker is not None) == checker_on_cube
+    if floor != "plain":
+        assert spec.floor.color2 and spec.floor.tiles >= 1
+
+
+def test_bare_grid_is_not_an_arrangement() -> None:
+    spec = run("two cubes, grid").spec
+    assert spec.floor.kind.value == "grid"
+    assert spec.objects[0].location.y == spec.objects[1].location.y  # a row, as with no arrangement
+
+
 # ------------------------------------------------------------------ fuzzing
 
 _WORDS = ["a", "red", "cube", "three", "spheres", "on", "checkered", "floor", "rotating", "4k", "draft", "and",
