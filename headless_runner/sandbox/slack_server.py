@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import mimetypes
+import os
 import re
 import secrets
 import threading
@@ -31,7 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+# The stand-in shares its process with Blender in `command` and `sandbox`. A review saw
+# rare segfaults inside aiohttp's C HTTP parser (data_received) while the main thread was in
+# a Blender render; the pure-Python parser is plenty for a local stand-in, so use it.
+os.environ.setdefault("AIOHTTP_NO_EXTENSIONS", "1")
+
+from aiohttp import WSMsgType, web  # noqa: E402
 
 log = logging.getLogger(__name__)
 
