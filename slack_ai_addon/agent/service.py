@@ -424,6 +424,16 @@ class AgentService:
         if client is None or self._stopping.is_set():
             return
         self._set_state("reconnecting", "connection silent; reconnecting")
+        opened_before = self._session_opened_at
+        # First shut the silent socket down: websocket-client's runner then sees EOF at once and
+        # its on_close reconnects (about 0.5 s). A forced reconnect alone closes the socket under
+        # a runner waiting in select() and can sit out its 10 s timeout (measured on the fake).
+        AgentService._shutdown_sockets(client, self._sessions, self._raw_sockets)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            if self._session_opened_at != opened_before:
+                return
+            time.sleep(0.05)
         try:
             client.connect_to_new_endpoint(force=True)
         except Exception as exc:
