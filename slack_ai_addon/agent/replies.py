@@ -98,6 +98,7 @@ class SlackOutbox:
         self.pacer = ChannelPacer(post_interval_s)
         self.updates = UpdateCoalescer(self._raw_update, executor, interval_s=update_interval_s)
         self._recorder = recorder
+        self._correlations: dict[str, str] = {}
 
     def _record(self, *, channel: str, ts: str = "", thread_ts: str = "", kind: str, text: str,
                 job_id: str = "") -> None:
@@ -105,10 +106,24 @@ class SlackOutbox:
         if rec is None:
             return
         try:
-            rec(correlation_id=job_id or ts, direction="out", channel_id=channel, thread_ts=thread_ts, ts=ts,
-                kind=kind, text=text[:4000], job_id=job_id)
+            rec(correlation_id=self._correlation_id(job_id) or ts, direction="out", channel_id=channel,
+                thread_ts=thread_ts, ts=ts, kind=kind, text=text[:4000], job_id=job_id)
         except Exception:  # history must never break a reply
             log.warning("could not record an outgoing message", exc_info=True)
+
+    def _correlation_id(self, job_id: str) -> str:
+        """The job's correlation id (as on its request and LLM calls), cached per job."""
+        if not job_id:
+            return ""
+        cached = self._correlations.get(job_id)
+        if cached is None:
+            get = getattr(self._recorder, "get", None)
+            job = get(job_id) if get is not None else None
+            cached = job.correlation_id if job is not None else job_id
+            if len(self._correlations) > 1000:
+                self._correlations.clear()
+            self._correlations[job_id] = cached
+        return cached
 
     def post(self, channel: str, text: str, blocks: bk.Blocks | None = None, *, thread_ts: str = "",
              job_id: str = "", kind: str = "reply") -> str:
@@ -162,7 +177,8 @@ class SlackOutbox:
         self._record(channel=channel, kind="ephemeral", text=text)
         return True
 
-    def upload(self, channel: str, thread_ts: str, paths: list[tuple[str, str]], comment: str) -> list[str]:
+    def upload(self, channel: str, thread_ts: str, paths: list[tuple[str, str]], comment: str,
+               job_id: str = "") -> list[str]:
         """files_upload_v2 of (path, title) pairs into a thread; returns Slack file ids."""
         uploads = [{"file": path, "filename": Path(path).name, "title": title} for path, title in paths]
 
@@ -171,7 +187,7 @@ class SlackOutbox:
                                             initial_comment=comment)
         resp = call_slack(call, what="files_upload_v2", attempts=2)
         files = resp.get("files") or []
-        self._record(channel=channel, thread_ts=thread_ts, kind="upload", text=comment)
+        self._record(channel=channel, thread_ts=thread_ts, kind="upload", text=comment, job_id=job_id)
         return [str(f.get("id", "")) for f in files if isinstance(f, dict)]
 
 
@@ -375,7 +391,7 @@ class SlackReplier:
         last_error = ""
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             try:
-                self.outbox.upload(t.channel, t.root_ts, files, comment)
+                self.outbox.upload(t.channel, t.root_ts, files, comment, job_id=job.id)
                 return True
             except SlackApiError as exc:
                 last_error = str(exc.response.get("error", "")) if exc.response is not None else str(exc)

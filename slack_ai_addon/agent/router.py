@@ -193,15 +193,20 @@ class AgentRouter:
     def submit_job(self, job: Job, target: ReplyTarget) -> Job | None:
         """Register where replies go, then enqueue. UserError reaches the user."""
         self.replier.expect(target)
+        actor = job.requester.user_id
         try:
             job = self.pipeline.submit(job)
         except UserError as exc:
+            self._audit(actor=actor, action=f"refused:{job.kind.value}", target=job.id, detail=str(exc)[:500],
+                        allowed=False)
             self._tell(target, f"⚠️ {exc}")
             return None
         except Exception as exc:
             log.exception("submitting job failed")
             self._tell(target, f"❌ I could not queue that job ({type(exc).__name__}); please try again.")
             return None
+        self._audit(actor=actor, action=f"submit:{job.kind.value}", target=job.id,
+                    detail=job.request_text[:200] + (f" (edit of {job.parent_job_id})" if job.parent_job_id else ""))
         if self.on_submit is not None:
             self.on_submit(job)
         return job
@@ -222,7 +227,6 @@ class AgentRouter:
         command = _s(p, "command").lower()
         text = _s(p, "text").strip()
         channel, user = _s(p, "channel_id"), _s(p, "user_id")
-        self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}")
         requester = Requester(team_id=_s(p, "team_id"), channel_id=channel, user_id=user,
                               user_name=_s(p, "user_name"), response_url=_s(p, "response_url"), source="slack")
         target = ReplyTarget(job_id="", channel=channel, user_id=user, response_url=requester.response_url)
@@ -231,17 +235,25 @@ class AgentRouter:
             return
         if command in ("/render", "/analyze"):
             if not text:
+                self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=command)
                 return  # the ack already carried the usage hint
             kind = JobKind.RENDER if command == "/render" else JobKind.ANALYZE
             job = Job(kind=kind, request_text=text, requester=requester)
+            # Recorded with the job's correlation id, so the request and every reply line up.
+            self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}",
+                            job_id=job.id, correlation_id=job.correlation_id)
             target.job_id = job.id
             self.submit_job(job, target)
         elif command == "/blender":
+            self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}")
             words = text.split()
             sub = words[0].lower() if words else "help"
             arg = words[1] if len(words) > 1 else ""
+            self._audit(actor=user, action=f"blender:{sub}", target=arg)
             if sub in ("status", "jobs", "stats", "cancel"):
                 self._in_io(lambda: self._blender_sub(sub, arg, user, target))
+        else:
+            self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}")
 
     def _blender_sub(self, sub: str, arg: str, user: str, target: ReplyTarget) -> None:
         if sub == "status":
@@ -435,7 +447,7 @@ class AgentRouter:
             if blend:
                 try:
                     self.outbox.upload(target.channel, target.thread_ts, [(blend[0].path, f"{parent.id}.blend")],
-                                       f".blend of job `{parent.id}`")
+                                       f".blend of job `{parent.id}`", job_id=parent.id)
                 except Exception as exc:
                     self._tell_ephemeral(target, f"⚠️ Upload failed ({type(exc).__name__}); the file is at "
                                                  f"`{blend[0].path}`.")

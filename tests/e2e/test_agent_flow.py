@@ -220,3 +220,20 @@ def test_rerender_hq_and_get_blend_buttons(harness: Harness) -> None:
                 timeout=15, what="hq job")[0]
     assert hq.spec["output"]["samples"] >= 4 * parent.spec["output"]["samples"]
     assert hq.spec["output"]["width"] == 2 * parent.spec["output"]["width"]
+
+
+def test_history_lines_up_by_correlation_id_and_commands_are_audited(harness: Harness) -> None:
+    h = harness
+    h.srv.send_slash_command("/render", "a red cube", user_id="U1", channel_id=C)
+    ts = _placeholder(h)[0]["ts"]
+    h.wait(lambda: h.final_update(ts), timeout=15, what="final")
+    job = h.store.list_jobs()[0]
+    h.wait(lambda: any(m["kind"] == "upload" for m in h.store.messages), what="upload recorded")
+    mine = [m for m in h.store.messages if m["correlation_id"] == job.correlation_id]
+    kinds = {(m["direction"], m["kind"]) for m in mine}
+    assert ("in", "slash:/render") in kinds and ("out", "upload") in kinds and ("out", "placeholder") in kinds
+    assert all(m["job_id"] == job.id for m in mine)
+    h.srv.send_slash_command("/blender", "jobs", user_id="U1", channel_id=C)
+    h.wait(lambda: any(a["action"] == "blender:jobs" for a in h.store.audit), what="audit of /blender jobs")
+    actions = [(a["actor"], a["action"], a["allowed"]) for a in h.store.audit]
+    assert ("U1", "submit:render", True) in actions
