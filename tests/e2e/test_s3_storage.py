@@ -134,3 +134,26 @@ def test_local_store_uses_the_same_keys(tmp_path: Path) -> None:
     assert stored[0].url == dest.resolve().as_uri()
     assert stored[0].content_type == "image/png"
     assert Path(outputs[0].path).exists()
+
+
+def test_kms_etag_is_not_taken_for_a_corrupt_upload(tmp_path: Path) -> None:
+    """SSE-KMS buckets answer with an ETag that is not the MD5: not a mismatch (else every
+    upload would be queued and retried for ever); a plain bucket's wrong ETag still is."""
+    from slack_ai_addon.storage.objects.s3 import ChecksumMismatch
+
+    class StubClient:
+        def __init__(self, resp: dict) -> None:
+            self.resp = resp
+
+        def put_object(self, **kw):  # noqa: ANN003, ANN201 - boto3 shape
+            return self.resp
+
+    store = S3OutputStore(bucket=BUCKET, output_dir=tmp_path)
+    path = tmp_path / "x.png"
+    path.write_bytes(b"pixels")
+    store.client = lambda: StubClient({"ETag": '"0123456789abcdef0123456789abcdef"',  # type: ignore[method-assign]
+                                       "ServerSideEncryption": "aws:kms"})
+    assert store.upload_file(path, "k", "image/png", {}) == "0123456789abcdef0123456789abcdef"
+    store.client = lambda: StubClient({"ETag": '"0123456789abcdef0123456789abcdef"'})  # type: ignore[method-assign]
+    with pytest.raises(ChecksumMismatch):
+        store.upload_file(path, "k", "image/png", {})

@@ -160,11 +160,13 @@ def test_every_statement_parses_as_tsql(recorded: list[tuple[str, dict[str, Any]
     for sql, params in recorded:
         bound = _mssql.substitute_params(sql, params).decode() if params else sql
         trees = sqlglot.parse(bound, read="tsql", error_level=sqlglot.ErrorLevel.RAISE)
-        assert len(trees) == 1, f"one statement expected: {bound[:200]}"
-        assert not list(trees[0].find_all(exp.Drop)), bound[:200]
+        # One statement per call; the one batch is the migration lock (DECLARE, EXEC, IF).
+        expected = 3 if "sp_getapplock" in sql else 1
+        assert len(trees) == expected, f"{expected} statement(s) expected: {bound[:200]}"
+        assert not any(list(t.find_all(exp.Drop)) for t in trees), bound[:200]
         # The template itself parses too, with @name parameters in place of %(name)s.
         template = sqlglot.parse(sql.replace("%(", "@").replace(")s", ""), read="tsql")
-        assert len(template) == 1
+        assert len(template) == expected
 
 
 def test_tsql_uses_the_documented_locking_and_output(recorded: list[tuple[str, dict[str, Any] | None]]) -> None:
@@ -173,7 +175,7 @@ def test_tsql_uses_the_documented_locking_and_output(recorded: list[tuple[str, d
     assert "TOP (1)" in claim and "WITH (UPDLOCK, READPAST, ROWLOCK)" in claim
     assert "ORDER BY j.created_at, j.id" in claim and "OUTPUT inserted.*" in claim
     assert "OPENJSON(j.failed_nodes)" in claim
-    assert any(s.startswith("EXEC sp_getapplock") for s in sqls)
+    assert any("EXEC @lock_result = sp_getapplock" in s for s in sqls)
     assert not any("LIMIT" in s or "RETURNING" in s or "json_each" in s for s in sqls)
 
 
@@ -188,7 +190,8 @@ def test_values_are_always_bound_never_formatted(recorded: list[tuple[str, dict[
 
 def test_migrations_run_inside_the_applock(recorded: list[tuple[str, dict[str, Any] | None]]) -> None:
     sqls = [s for s, _ in recorded]
-    lock = sqls.index(next(s for s in sqls if s.startswith("EXEC sp_getapplock")))
+    lock = sqls.index(next(s for s in sqls if "EXEC @lock_result = sp_getapplock" in s))
+    assert "IF @lock_result < 0 RAISERROR" in sqls[lock]  # a lock timeout stops the migration
     first_create = sqls.index(next(s for s in sqls if s.startswith("CREATE TABLE jobs")))
     assert lock < first_create
     assert sqls[lock + 1].startswith("IF OBJECT_ID(N'schema_version', N'U') IS NULL CREATE TABLE")

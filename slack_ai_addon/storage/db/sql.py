@@ -155,8 +155,12 @@ class Queries:
         """Serialise migrations across nodes. SQLite: BEGIN IMMEDIATE already does."""
         if not self.d.is_tsql:
             return None
-        return self._p("EXEC sp_getapplock @Resource = :resource, @LockMode = 'Exclusive', "
-                       "@LockOwner = 'Transaction', @LockTimeout = 60000")
+        # sp_getapplock reports a timeout or deadlock by its return code (< 0), not by an
+        # error: without the check, migrations would go on without the lock.
+        return self._p("DECLARE @lock_result INT; "
+                       "EXEC @lock_result = sp_getapplock @Resource = :resource, @LockMode = 'Exclusive', "
+                       "@LockOwner = 'Transaction', @LockTimeout = 60000; "
+                       "IF @lock_result < 0 RAISERROR('could not take the slack_ai migration lock', 16, 1)")
 
     def applied_versions(self) -> str:
         return "SELECT version FROM schema_version ORDER BY version"

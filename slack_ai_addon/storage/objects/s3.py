@@ -36,6 +36,12 @@ class ChecksumMismatch(RuntimeError):
     pass
 
 
+def _etag_is_opaque(resp: dict[str, Any]) -> bool:
+    """With SSE-KMS or SSE-C the ETag is not the content's MD5 (AWS docs), so it cannot be
+    compared; every PUT and part already carried Content-MD5, which the server verified."""
+    return resp.get("ServerSideEncryption") == "aws:kms" or bool(resp.get("SSECustomerAlgorithm"))
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     """Network trouble or a server-side error: queue and retry later, not a job failure."""
     from botocore.exceptions import (
@@ -149,7 +155,7 @@ class S3OutputStore:
         resp = self.client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                         Metadata=metadata, ContentMD5=base64.b64encode(digest).decode())
         etag = str(resp.get("ETag", "")).strip('"')
-        if etag and "-" not in etag and etag != digest.hex():
+        if etag and "-" not in etag and etag != digest.hex() and not _etag_is_opaque(resp):
             raise ChecksumMismatch(f"{key}: server ETag {etag} != local MD5 {digest.hex()}")
         return etag
 
@@ -194,7 +200,7 @@ class S3OutputStore:
             raise
         expected = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() + f"-{len(digests)}"
         etag = str(resp.get("ETag", "")).strip('"')
-        if etag and etag != expected:
+        if etag and etag != expected and not _etag_is_opaque(resp):
             raise ChecksumMismatch(f"{key}: multipart ETag {etag} != expected {expected}")
         return etag
 
