@@ -22,7 +22,7 @@ def _render_and_wait(h: Harness, text: str, user: str = "U1") -> str:
     return str(job.id)
 
 
-@pytest.mark.parametrize("scenario", ["disconnect", "drop", "freeze"])
+@pytest.mark.parametrize("scenario", ["disconnect", "warning", "too_many_websockets", "drop", "freeze"])
 def test_connection_recovers_within_15s_without_losing_or_repeating_jobs(harness: Harness, scenario: str) -> None:
     h = harness
     _render_and_wait(h, "a red cube")
@@ -30,6 +30,8 @@ def test_connection_recovers_within_15s_without_losing_or_repeating_jobs(harness
     t0 = time.monotonic()
     if scenario == "disconnect":
         h.srv.send_disconnect("refresh_requested", close_after_s=1.0)
+    elif scenario in ("warning", "too_many_websockets"):  # Slack's other disconnect reasons
+        h.srv.send_disconnect(scenario, close_after_s=1.0)
     elif scenario == "drop":
         h.srv.drop_connections()
     else:
