@@ -68,7 +68,7 @@ class Session:
     jobs: dict[str, JobRow] = field(default_factory=dict)
     current_job_id: str = ""
     messages: queue.SimpleQueue[object] = field(default_factory=queue.SimpleQueue)
-    stopping: list[threading.Thread] = field(default_factory=list)
+    stopping: list[threading.Thread] = field(default_factory=list)  # closers and checks to join
     changed: bool = False  # the panel needs a redraw
 
 
@@ -263,7 +263,8 @@ def start_service_check(service: str, settings: Settings, *, online_access: bool
         session.checks[service] = ServiceCheckResult(service, False, refusal)
         return refusal
     session.checks_pending.add(service)
-    start_check(service, settings, post)
+    # Joined (bounded) on unregister like the agent's closer: no check outlives the add-on.
+    session.stopping.append(start_check(service, settings, post))
     return ""
 
 
