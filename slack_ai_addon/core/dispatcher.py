@@ -56,6 +56,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._last_sweep = 0.0
         self._last_upload_retry = 0.0
+        self._housekeeping: Future[None] | None = None
+        self._queue_was_empty = False  # what the last claim pass found
         self._upload_retry: Future[None] | None = None
         self.incremental = incremental
         self.claim_only = claim_only
@@ -73,19 +75,10 @@ class Dispatcher:
         """Do what fits in the budget; returns how many jobs it rendered or finished."""
         deadline = time.monotonic() + budget_s
         done = 0
-        now = time.time()
-        if now - self._last_sweep > SWEEP_INTERVAL_S:
-            self._last_sweep = now
-            self._flush_buffered_records()
-            try:
-                for job_id in self.store.requeue_expired(now):
-                    log.warning("lease expired; job requeued", extra={"job_id": job_id})
-            except Exception:
-                log.exception("lease sweep failed")
-            if now - self._last_upload_retry > UPLOAD_RETRY_INTERVAL_S:
-                self._last_upload_retry = now
-                self._retry_uploads()
-        self._claim_more()
+        # The database may be SQL Server across the network: sweeping and claiming run on the
+        # I/O pool, one task at a time, so a slow or hung database never freezes Blender.
+        if self._housekeeping is None or self._housekeeping.done():
+            self._housekeeping = self.io.submit(self._sweep_and_claim)
         # At least one unit of work per call (a render step, or a whole job when not
         # incremental), then more while the budget lasts.
         worked = False
@@ -111,7 +104,29 @@ class Dispatcher:
             return len(self._held)
 
     def idle(self) -> bool:
-        return self.in_flight() == 0 and self._ready.empty() and self._active is None
+        """Nothing held, ready or rendering, and the last look at the queue found nothing."""
+        looked = self._housekeeping is not None and (self._housekeeping.done() or self._queue_was_empty)
+        return looked and self.in_flight() == 0 and self._ready.empty() and self._active is None
+
+    def _sweep_and_claim(self) -> None:
+        """I/O pool: replay buffered records, requeue expired leases, retry queued uploads
+        (each on its own interval), then claim what this node has room for."""
+        try:
+            now = time.time()
+            if now - self._last_sweep > SWEEP_INTERVAL_S:
+                self._last_sweep = now
+                self._flush_buffered_records()
+                try:
+                    for job_id in self.store.requeue_expired(now):
+                        log.warning("lease expired; job requeued", extra={"job_id": job_id})
+                except Exception:
+                    log.exception("lease sweep failed")
+                if now - self._last_upload_retry > UPLOAD_RETRY_INTERVAL_S:
+                    self._last_upload_retry = now
+                    self._retry_uploads()
+            self._claim_more()
+        except BaseException:  # the pool would swallow it
+            log.exception("dispatcher housekeeping failed")
 
     def request_cancel(self, job_id: str) -> None:
         with self._lock:
@@ -140,6 +155,7 @@ class Dispatcher:
         return None
 
     def _claim_more(self) -> None:
+        claimed = 0
         while self.in_flight() < self.max_in_flight:
             try:
                 job = self._claim_next()
@@ -147,7 +163,10 @@ class Dispatcher:
                 log.exception("claim failed")
                 return
             if job is None:
+                self._queue_was_empty = claimed == 0
                 return
+            claimed += 1
+            self._queue_was_empty = False
             with self._lock:
                 self._held[job.id] = job
             self.io.submit(self._prepare, job)
