@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,36 +87,51 @@ def test_the_checker_finds_them() -> None:
     assert not any("renderer" in f for f in found)  # lazy, inside a function: allowed
 
 
-def _core_modules() -> list[str]:
-    return [_module_name(p) for p in sorted((ROOT / "slack_ai_addon" / "core").glob("*.py"))]
-
-
-def test_importing_the_pure_packages_loads_no_bpy() -> None:
+def pure_modules() -> list[str]:
     # `__main__` modules run the CLI when imported; everything else must import quietly.
-    modules = _core_modules() + [_module_name(p) for pkg in PURE_PACKAGES[1:]
-                                 for p in sorted((ROOT / pkg).glob("*.py")) if p.name != "__main__.py"]
-    # A fresh interpreter in which importing bpy fails loudly: proves nothing even tries.
+    return [_module_name(p) for p in pure_files() if p.name != "__main__.py"]
+
+
+@pytest.fixture(scope="module")
+def fresh_import() -> dict[str, Any]:
+    """Import every pure module in a fresh interpreter in which importing a Blender module
+    fails loudly, and note each attempt: proves nothing even tries."""
     script = (
-        "import importlib, json, sys\n"
+        "import importlib, json, sys, traceback\n"
+        "tried = []\n"
         "class Guard:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         f"        if name.split('.')[0] in {BLENDER_MODULES!r}:\n"
+        "            tried.append(name)\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Guard())\n"
         "failed = {}\n"
-        f"for name in {modules!r}:\n"
+        f"for name in {pure_modules()!r}:\n"
         "    try:\n"
         "        importlib.import_module(name)\n"
-        "    except BaseException as exc:\n"
-        "        failed[name] = repr(exc)\n"
+        "    except BaseException:\n"
+        "        failed[name] = traceback.format_exc(limit=-3)\n"
         f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {BLENDER_MODULES!r})\n"
-        "print(json.dumps({'failed': failed, 'loaded': loaded}))\n"
+        "print(json.dumps({'failed': failed, 'loaded': loaded, 'tried': tried}))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["loaded"] == []
-    core_failures = {k: v for k, v in result["failed"].items() if k.startswith("slack_ai_addon.core")}
-    assert core_failures == {}
-    blocked = {k: v for k, v in result["failed"].items() if "blocked" in v}
-    assert blocked == {}
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_import_list_covers_subpackages() -> None:
+    names = pure_modules()
+    assert "slack_ai_addon.storage.db.store" in names and "headless_runner.sandbox.slack_server" in names
+    assert "headless_runner.__main__" not in names
+
+
+def test_every_pure_module_imports(fresh_import: dict[str, Any]) -> None:
+    # Any error (a missing dependency, a syntax error, an import cycle) is a failure, not a pass.
+    failures = {name: tb for name, tb in fresh_import["failed"].items() if "blocked: " not in tb}
+    assert failures == {}, "\n\n".join(f"{name}:\n{tb}" for name, tb in failures.items())
+
+
+def test_importing_the_pure_packages_loads_no_bpy(fresh_import: dict[str, Any]) -> None:
+    assert fresh_import["tried"] == []
+    assert fresh_import["loaded"] == []
