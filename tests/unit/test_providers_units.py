@@ -21,17 +21,25 @@ from slack_ai_addon.providers.errors import (
 from slack_ai_addon.providers.prices import cost_usd
 from slack_ai_addon.providers.profiles import LLAMACPP, LMSTUDIO, OPENAI, ROUTELLM, adapt_request, fix_for_bad_request
 from slack_ai_addon.providers.structured import check_completion, extract_json
-from tests.fakes.fake_openai import LMSTUDIO_JSON_OBJECT, NO_MODELS_LOADED, OUT_OF_CREDITS
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
           "additionalProperties": False}
 MESSAGES = [{"role": "user", "content": "hi"}]
 
+# Error bodies as the providers document them (reference/llm-providers.md, sections 1 and 2),
+# written here rather than taken from the fake server, so the two cannot drift together.
+ABACUS_OUT_OF_CREDITS = {"success": False, "error": "You have no remaining credits to use the LLM apis."}
+LMSTUDIO_NO_MODELS_LOADED = {"message": "No models loaded. Please load a model in the developer page or use the "
+                                        "'lms load' command.", "type": "invalid_request_error", "param": "model",
+                             "code": None}
+LMSTUDIO_JSON_OBJECT_REFUSED = "'response_format.type' must be 'json_schema' or 'text'"
+
 
 # ------------------------------------------------------------------------ error taxonomy
 
 @pytest.mark.parametrize("status, body, headers, kind", [
-    (400, OUT_OF_CREDITS, {}, ErrorKind.QUOTA_EXHAUSTED),  # Abacus: a 400, not a 402
+    (400, ABACUS_OUT_OF_CREDITS, {}, ErrorKind.QUOTA_EXHAUSTED),  # Abacus: a 400, not a 402
+    (400, ABACUS_OUT_OF_CREDITS["error"], {}, ErrorKind.QUOTA_EXHAUSTED),  # as the openai SDK unwraps it
     (429, {"message": "You exceeded your current quota", "type": "insufficient_quota"}, {},
      ErrorKind.QUOTA_EXHAUSTED),
     (401, {"message": "Incorrect API key provided"}, {}, ErrorKind.AUTH),
@@ -40,8 +48,8 @@ MESSAGES = [{"role": "user", "content": "hi"}]
     (500, {"message": "boom"}, {}, ErrorKind.TRANSIENT),
     (503, "<html>Service Unavailable</html>", {}, ErrorKind.TRANSIENT),
     (408, "", {}, ErrorKind.TRANSIENT),
-    (404, NO_MODELS_LOADED["error"], {}, ErrorKind.MODEL_NOT_LOADED),
-    (400, LMSTUDIO_JSON_OBJECT["error"], {}, ErrorKind.BAD_REQUEST),  # LM Studio's plain-string error
+    (404, LMSTUDIO_NO_MODELS_LOADED, {}, ErrorKind.MODEL_NOT_LOADED),
+    (400, LMSTUDIO_JSON_OBJECT_REFUSED, {}, ErrorKind.BAD_REQUEST),  # LM Studio's plain-string error
     (400, "The number of tokens to keep from the initial prompt is greater than the context length "
           "(n_keep: 13055>= n_ctx: 4096)", {}, ErrorKind.CONTEXT_OVERFLOW),
     (400, {"message": "This model's maximum context length is 128000 tokens", "code": "context_length_exceeded"},
