@@ -51,7 +51,7 @@ print("RESULT " + json.dumps({"version": bpy.app.version_string, "results": resu
 def test_renders_under_blender_binary(tmp_path: Path) -> None:
     blender = shutil.which("blender")
     if blender is None:
-        pytest.skip("no blender executable")
+        pytest.skip("no `blender` executable on PATH (Debian: apt-get install blender)")
     script = tmp_path / "smoke.py"
     script.write_text(SCRIPT, encoding="utf-8")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),

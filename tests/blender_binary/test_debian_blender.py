@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.package_index import fail_unless_offline
+
 pytestmark = [pytest.mark.blender_binary, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +46,7 @@ def vendor_dir() -> Path:
         proc = subprocess.run([sys.executable, str(REPO / "scripts" / "_build_extension.py"), "--vendor",
                                str(vendor), "--python-version", pyver], capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
-            pytest.skip("could not install the dependencies (offline?): " + proc.stderr.strip()[-300:])
+            fail_unless_offline(f"installing the dependencies for Python {pyver}", proc)
     return vendor
 
 
