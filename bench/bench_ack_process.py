@@ -74,9 +74,9 @@ def main() -> int:
 
     from slack_ai_addon.agent.service import AgentService
     from slack_ai_addon.core.config import Settings
-    from slack_ai_addon.core.jobs import InMemoryJobStore
     from slack_ai_addon.core.pipeline import JobPipeline, PipelineDeps
     from slack_ai_addon.runtime import Runtime
+    from tests.job_store import temp_job_store
 
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=serve_slack, args=(child,), daemon=True)
@@ -85,7 +85,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ack-proc-"))
     settings = Settings(slack_bot_token="xoxb-sandbox", slack_app_token="xapp-sandbox", slack_api_url=api_url,
                         output_dir=str(tmp), node_id="bench")
-    store = InMemoryJobStore()
+    store = temp_job_store()
     renderer = StubRenderer(frame_s=0.0)
     original = renderer.render
 

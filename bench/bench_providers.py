@@ -21,7 +21,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slack_ai_addon.core.jobs import InMemoryJobStore  # noqa: E402
 from slack_ai_addon.core.scene_spec import SceneSpec  # noqa: E402
 from slack_ai_addon.providers import CooldownBook, ProviderChain, ProviderClient, StructuredTask  # noqa: E402
 from slack_ai_addon.providers.accounting import CallRecorder  # noqa: E402
@@ -30,6 +29,7 @@ from slack_ai_addon.providers.client import Completion  # noqa: E402
 from slack_ai_addon.providers.profiles import OPENAI, adapt_request  # noqa: E402
 from slack_ai_addon.providers.spec_interpreter import parse_spec_completion, spec_messages  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
+from tests.job_store import temp_job_store  # noqa: E402
 
 KEY = "sk-bench-key-000000000000"
 SPEC = {"objects": [{"primitive": "cube", "material": {"base_color": "#ff0000"}},
@@ -86,7 +86,7 @@ def main() -> int:
     answers = {"scene_spec": json.dumps(SPEC), "analysis": json.dumps(SENTIMENT)}
     results: dict[str, Any] = {}
     for name, task in tasks().items():
-        chain = ProviderChain([StubClient(answers[name])], recorder=CallRecorder(InMemoryJobStore()),
+        chain = ProviderChain([StubClient(answers[name])], recorder=CallRecorder(temp_job_store()),
                               cooldowns=CooldownBook())
         samples = timed(lambda chain=chain, task=task: chain.run(task), args.n)
         results[f"in_process/{name}"] = statistics.median(samples)
@@ -96,7 +96,7 @@ def main() -> int:
         for name, task in tasks().items():
             fake.responder = lambda body, name=name: json.loads(answers[name])
             client = ProviderClient(OPENAI, base_url=fake.base_url, api_key=KEY, model="gpt-4o-mini")
-            chain = ProviderChain([client], recorder=CallRecorder(InMemoryJobStore()), cooldowns=CooldownBook())
+            chain = ProviderChain([client], recorder=CallRecorder(temp_job_store()), cooldowns=CooldownBook())
             kwargs = adapt_request(OPENAI, model="gpt-4o-mini", messages=task.messages, schema=task.schema,
                                    schema_name=task.schema_name, max_tokens=task.max_tokens,
                                    temperature=task.temperature)

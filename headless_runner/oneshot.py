@@ -70,6 +70,28 @@ def job_json(job: Job) -> dict[str, Any]:
     return data
 
 
+def run_one_job(rt: Any, job: Job) -> Job:
+    """One job through the same dispatcher loop and heartbeat as `serve` and the farm
+    workers, claiming only this job; Ctrl-C stops the render and cancels the job."""
+    import signal
+    import threading
+
+    from slack_ai_addon.core.dispatcher import run_one_job as run_job
+
+    stop = threading.Event()
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    except ValueError:  # not the main thread (tests)
+        pass
+    try:
+        return run_job(rt.pipeline, job, stop=stop, heartbeat_s=rt.settings.heartbeat_s,
+                       stop_grace_s=rt.settings.stop_grace_s)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run_render(args: argparse.Namespace) -> int:
     from slack_ai_addon.core.pipeline import UserError
 
@@ -85,7 +107,7 @@ def run_render(args: argparse.Namespace) -> int:
                   requester=Requester(source="cli"),
                   options={"engine": args.engine} if args.engine else {})
         try:
-            job = rt.pipeline.run_sync(job)
+            job = run_one_job(rt, job)
         except UserError as exc:
             raise UsageError(str(exc)) from None
     finally:
@@ -106,7 +128,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     try:
         job = Job(kind=JobKind.ANALYZE, request_text=args.text, requester=Requester(source="cli"))
         try:
-            job = rt.pipeline.run_sync(job)
+            job = run_one_job(rt, job)
         except UserError as exc:
             raise UsageError(str(exc)) from None
     finally:

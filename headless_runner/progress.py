@@ -20,7 +20,7 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every_s = every_s
-        self._last = 0.0
+        self._last = float("-inf")  # the first frame always prints (monotonic time may be small)
         self._stage = ""
         self._open_line = False
 

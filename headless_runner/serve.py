@@ -19,10 +19,6 @@ from .cli import UsageError
 
 log = logging.getLogger(__name__)
 
-DRAIN_BUDGET_S = 0.2
-IDLE_SLEEP_S = 0.05
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: $SLACK_AI_OUTPUT_DIR or ./out)")
     p.add_argument("--no-render", action="store_true", help="take only analysis jobs (a node without Blender)")
@@ -40,16 +36,6 @@ def install_stop_signals(stop: threading.Event) -> None:
             pass
 
 
-def drain_until(dispatcher: Any, stop: threading.Event, *, until: Any = None) -> None:
-    """The headless driver: the same drain the Blender timer calls, in a blocking loop."""
-    while not stop.is_set():
-        done = dispatcher.drain(DRAIN_BUDGET_S)
-        if until is not None and until():
-            return
-        if not done:
-            stop.wait(IDLE_SLEEP_S)
-
-
 def build_agent_runtime(settings: Any, *, with_renderer: bool, store: Any = None) -> Any:
     from slack_ai_addon.runtime import build_runtime
 
@@ -62,6 +48,7 @@ def build_agent_runtime(settings: Any, *, with_renderer: bool, store: Any = None
 def run(args: argparse.Namespace) -> int:
     from slack_ai_addon.agent.service import AgentService, check_tokens
     from slack_ai_addon.core.config import ConfigError, load_settings
+    from slack_ai_addon.core.dispatcher import run_headless
 
     try:
         settings = load_settings(flags={"output_dir": getattr(args, "out", None)})
@@ -87,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
           "(Ctrl-C to stop)", file=sys.stderr)
     started = time.time()
     try:
-        drain_until(dispatcher, stop)
+        # Until SIGINT/SIGTERM; then a running render gets stop_grace_s to finish, and what
+        # this node still holds goes back to the queue for the other nodes.
+        run_headless(dispatcher, stop)
     finally:
         print("stopping...", file=sys.stderr)
         agent.stop(10)

@@ -42,22 +42,32 @@ def parse_command(words: list[str]) -> tuple[str, str]:
 
 
 class _OwnJobs:
-    """Collects the ids of the jobs this run submitted (the router submits them)."""
+    """Collects the ids of the jobs this run submitted (the router submits them): `claim`
+    is the dispatcher's claim_only set (emptied as it claims), `all` keeps every id."""
 
-    def __init__(self, ids: set[str]) -> None:
-        self.ids = ids
+    def __init__(self, claim: set[str]) -> None:
+        self.claim = claim
+        self.all: list[str] = []
+        self._lock = threading.Lock()
 
     def on_job_event(self, event: Any) -> None:
         if event.kind == "queued":
-            self.ids.add(event.job.id)
+            with self._lock:
+                self.all.append(event.job.id)
+            self.claim.add(event.job.id)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self.all)
 
 
 def run(args: argparse.Namespace) -> int:
     from headless_runner.sandbox.slack_server import FakeSlackServer
     from slack_ai_addon.agent.service import AgentService
     from slack_ai_addon.core.config import ConfigError, load_settings
+    from slack_ai_addon.core.dispatcher import run_headless
 
-    from .serve import build_agent_runtime, drain_until
+    from .serve import build_agent_runtime
 
     command, text = parse_command(args.command)
     if command in ("/render", "/analyze") and not text:
@@ -75,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     # one-shot must not take other people's jobs from a shared farm database.
     runtime = build_agent_runtime(settings, with_renderer=command == "/render")
     own_jobs: set[str] = set()
-    runtime.add_listener(_OwnJobs(own_jobs))
+    own = _OwnJobs(own_jobs)
+    runtime.add_listener(own)
     if command == "/render":
         from .progress import ProgressPrinter, log_blender_output
 
@@ -97,23 +108,21 @@ def run(args: argparse.Namespace) -> int:
         job_ids: list[str] = []
 
         def finished() -> bool:
+            # In-memory state only: this runs on the main thread between render steps.
             if time.monotonic() > deadline:
                 return True
-            # The store may be a persistent database: only this command's jobs count.
-            jobs = [j for j in runtime.store.list_jobs(user_id=USER, limit=50) if j.created_at >= started_at]
-            job_ids[:] = [j.id for j in jobs]
+            job_ids[:] = own.ids()
             if command == "/blender" or (ack.payload or {}).get("response_type") == "ephemeral":
-                # No job: the answer comes from the I/O pool through response_url.
                 return bool(srv.response_url_posts) or (ack.payload or {}).get("response_type") == "ephemeral" \
                     or time.monotonic() > deadline - args.timeout + 10
-            if not jobs and time.time() - started_at > 10:
+            if not job_ids and time.time() - started_at > 10:
                 return True  # refused before a job existed (the reply says why)
-            if not jobs or not all(j.status.is_final for j in jobs):
+            if not job_ids or not all(dispatcher.settled(j) for j in job_ids):
                 return False
             replier = agent.replier
             return replier is not None and replier.pending_targets() == 0 and replier.lanes.busy() == 0
 
-        drain_until(dispatcher, stop, until=finished)
+        run_headless(dispatcher, stop, until=finished)
         time.sleep(0.3)  # the last reply's HTTP round trip
         return _report(srv, runtime, ack, job_ids, timed_out=time.monotonic() > deadline)
     finally:

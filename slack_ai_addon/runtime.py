@@ -30,6 +30,7 @@ class Runtime:
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:
         if self._dispatcher is None:
+            kwargs.setdefault("stop_grace_s", self.settings.stop_grace_s)
             self._dispatcher = Dispatcher(self.pipeline, heartbeat_s=self.settings.heartbeat_s, **kwargs)
         return self._dispatcher
 

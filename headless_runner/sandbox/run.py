@@ -24,8 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slack_ai_addon.agent.service import AgentService
     from slack_ai_addon.core.config import ConfigError, load_settings
+    from slack_ai_addon.core.dispatcher import run_headless
 
-    from ..serve import build_agent_runtime, drain_until, install_stop_signals
+    from ..serve import build_agent_runtime, install_stop_signals
     from .slack_server import FakeSlackServer
 
     if not 0 <= args.port <= 65535:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: the agent did not connect: {agent.status().detail}", file=sys.stderr)
             return 1
         print(f"Sandbox Slack: {srv.base_url}  (open it in a browser; Ctrl-C to stop)", flush=True)
-        drain_until(dispatcher, stop)
+        run_headless(dispatcher, stop)
     finally:
         agent.stop(5)
         runtime.close()

@@ -225,6 +225,7 @@ class SlackReplier:
         target = self.target(event.job.id) or self._adopt(event)
         if target is None:
             return
+        # Called on whatever thread emits (Blender's main thread during a render): only queue.
         self.lanes.submit(event.job.id, lambda: self._handle(target, event))
 
     def _on_stored(self, event: JobEvent) -> None:
@@ -246,20 +247,18 @@ class SlackReplier:
     def _adopt(self, event: JobEvent) -> ReplyTarget | None:
         """A Slack job that another node received and this node runs (shared job table).
 
-        The receiving node posted the placeholder and saved its ts on the job; the node that
-        renders is the one with progress and files, so it takes over the replies.
+        The receiving node posted the placeholder and saved its ts on the job row; the node
+        that renders is the one with progress and files, so it takes over the replies. No
+        I/O here (this may run on Blender's main thread): a placeholder the claimed copy did
+        not know yet is looked up in the job row on the reply lane (`_placeholder`).
         """
         job = event.job
         req = job.requester
         if req.source != "slack" or not req.channel_id or event.kind == "queued":
             return None
-        placeholder_ts = job.slack_ts
-        if not placeholder_ts:
-            fresh = self.store.get(job.id)
-            placeholder_ts = fresh.slack_ts if fresh is not None else ""
         target = ReplyTarget(job_id=job.id, channel=req.channel_id, user_id=req.user_id,
                              thread_ts=req.thread_ts, response_url=req.response_url, placeholder=False,
-                             placeholder_ts=placeholder_ts, created_at=job.created_at)
+                             placeholder_ts=job.slack_ts, created_at=job.created_at)
         with self._lock:
             target = self._targets.setdefault(job.id, target)
         return target
@@ -272,12 +271,27 @@ class SlackReplier:
         target.cancelled_by = by
         self.lanes.submit(job.id, lambda: self._handle(target, JobEvent("cancelled", job)))
 
+    def _placeholder(self, t: ReplyTarget) -> None:
+        """An adopted job whose placeholder the claim did not know yet: read the job row (the
+        receiving node may still have been posting it when this node claimed the job)."""
+        if t.placeholder or t.placeholder_ts:
+            return
+        try:
+            fresh = self.store.get(t.job_id)
+        except Exception:
+            log.warning("could not read the placeholder of job %s", t.job_id, exc_info=True)
+            return
+        if fresh is not None and fresh.slack_ts:
+            t.placeholder_ts = fresh.slack_ts
+
     # -- handlers (I/O pool, in order per job)
     def _handle(self, t: ReplyTarget, event: JobEvent) -> None:
         if t.finished:
             return
         job = event.job
         kind = event.kind
+        if kind != "queued":
+            self._placeholder(t)
         if kind == "queued":
             self._on_queued(t, job)
         elif kind in ("started", "progress"):
@@ -442,3 +456,38 @@ def _links(job: Job, node_id: str = "") -> str:
         where = o.url or (f"s3: `{o.s3_key}`" if o.s3_key else f"`{o.path}`" + (f" on {node_id}" if node_id else ""))
         lines.append(f"• {o.role}: {where}")
     return "\n".join(lines)
+
+
+class ThreadReplies:
+    """Replies in Slack threads for a node with no Socket Mode connection (a farm worker).
+
+    Whichever node rendered a job answers in its thread with the bot token: the thread
+    reference (channel, placeholder ts) is in the job row, so a worker that never saw the
+    request still updates its placeholder, uploads the result and posts the final message.
+    """
+
+    def __init__(self, runtime: Any, *, post_interval_s: float = 1.0, update_interval_s: float = 3.0,
+                 io_workers: int = 4) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.web = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=30)
+        self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-replies")
+        self.outbox = SlackOutbox(self.web, post_interval_s=post_interval_s, update_interval_s=update_interval_s,
+                                  executor=self.io, recorder=runtime.store)
+        self.replier = SlackReplier(self.outbox, runtime.store, SerialLanes(self.io), dedupe=DedupeStore(None),
+                                    node_id=runtime.pipeline.deps.node_id)
+        runtime.add_listener(self.replier)
+
+    def busy(self) -> bool:
+        return self.replier.lanes.busy() > 0
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Let the replies already queued go out (bounded), then stop."""
+        deadline = time.monotonic() + timeout_s
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            self.runtime.pipeline.deps.listeners.remove(self.replier)
+        except ValueError:
+            pass
+        self.io.shutdown(wait=False, cancel_futures=True)

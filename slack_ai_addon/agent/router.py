@@ -353,7 +353,7 @@ class AgentRouter:
         mentioned = etype == "app_mention" or bool(self.identity.user_id and f"<@{self.identity.user_id}" in raw)
         parent_id = ""
         if thread_ts and thread_ts != ts:
-            parent_id = self.dedupe.thread_job(channel, thread_ts)
+            parent_id = self.dedupe.thread_job(channel, thread_ts) or self._thread_job_from_store(channel, thread_ts)
         if not (mentioned or is_dm or parent_id):
             return  # ordinary channel chatter
         # The app_mention and message events of one @-mention share (channel, ts): act once.
@@ -365,6 +365,16 @@ class AgentRouter:
         requester = Requester(team_id=_s(p, "team_id"), channel_id=channel, user_id=user,
                               thread_ts=thread_ts or ts, source="slack")
         self._in_io(lambda: self._conversation(text, requester, parent_id))
+
+    def _thread_job_from_store(self, channel: str, thread_ts: str) -> str:
+        """The job table knows every node's threads (this node may never have seen this one:
+        another node received the request, or this node restarted)."""
+        try:
+            job = self.store.find_thread_job(channel, thread_ts)
+        except Exception:
+            log.warning("could not look up the job of a thread", exc_info=True)
+            return ""
+        return job.id if job is not None else ""
 
     def _conversation(self, text: str, requester: Requester, parent_id: str) -> None:
         """A mention, a DM or a reply in a render thread (I/O pool: may call an LLM)."""

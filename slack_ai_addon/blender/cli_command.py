@@ -106,14 +106,16 @@ def run_worker(argv: Sequence[str]) -> int:
     """`worker`: drain the shared job table with no Slack intake, until SIGINT/SIGTERM.
 
     A farm node that only renders: jobs arrive in the database from the nodes that talk to
-    Slack. `--idle-exit S` stops after S seconds with nothing to do (tests, batch nodes).
+    Slack, and with SLACK_BOT_TOKEN set this node answers in each job's Slack thread itself.
+    `--idle-exit S` stops after S seconds with nothing to do (tests, batch nodes). On
+    SIGTERM a running render gets `stop_grace_s` to finish, then it is handed back.
     """
     import argparse
     import signal
     import threading
-    import time
 
     from ..core.config import ConfigError, load_settings
+    from ..core.dispatcher import run_headless
     from ..runtime import build_runtime
     from . import headless
 
@@ -129,27 +131,26 @@ def run_worker(argv: Sequence[str]) -> int:
         return 2
     headless.prepare_module_mode()
     runtime = build_runtime(settings, cli=True)
+    replies = None
+    if settings.slack_bot_token:
+        from ..agent.replies import ThreadReplies
+
+        replies = ThreadReplies(runtime)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     dispatcher = runtime.dispatcher()
-    log.info("worker %s draining %s", settings.resolved_node_id(), settings.resolved_database_url().split(":")[0])
-    idle_since = time.monotonic()
-    done = 0
+    log.info("worker %s draining %s%s", settings.resolved_node_id(),
+             settings.resolved_database_url().split(":")[0], "; answering in Slack threads" if replies else "")
     try:
-        while not stop.is_set():
-            # Timers never fire in background mode: this loop is the driver here.
-            done += dispatcher.drain(args.budget)
-            if not dispatcher.idle():
-                idle_since = time.monotonic()
-            elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
-                break
-            stop.wait(0.2)
+        run_headless(dispatcher, stop, idle_exit_s=args.idle_exit, budget_s=args.budget)
     finally:
         for sig, handler in previous.items():
             if handler is not None:  # None: installed from C (Blender's own); cannot be restored from Python
                 signal.signal(sig, handler)
+        if replies is not None:
+            replies.close()
         runtime.close()
-    print(f"worker: {done} job(s) rendered or finished", file=sys.stderr)
+    print(f"worker: {dispatcher.jobs_done} job(s) rendered or finished", file=sys.stderr)
     return 0
 
 

@@ -2,18 +2,28 @@
 Blender preferences and defaults, in that order of precedence (DESIGN.md).
 
 Secrets live in the same object but never in its `repr`, logs or `public_dict()`.
+
+Every value, whichever source it came from, goes through one validation step
+(`validate_settings`): its type from the field's annotation, then RULES (ranges, choices,
+formats), then the relations between settings. A bad value is a ConfigError whose one-line
+message names the setting and its source: `setting lease_s from config file /x.toml: 'soon'
+is not a number; use seconds, at least 2`. Only the value that wins the precedence is checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 # env var -> Settings field. Names kept from the original deployment.
 ENV_VARS: dict[str, str] = {
@@ -84,6 +94,7 @@ class Settings:
     default_engine: str = "cycles"
     lease_s: float = 60.0
     heartbeat_s: float = 10.0
+    stop_grace_s: float = 30.0  # on SIGTERM, how long a running render may go on before it is handed back
 
     def public_dict(self) -> dict[str, Any]:
         """All settings with secrets masked: safe for logs, panels and Slack."""
@@ -188,15 +199,284 @@ def mask_secret(value: Any) -> str:
     return text[:5] + "…" if len(text) > 12 else "…"
 
 
-def _coerce(name: str, value: Any) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    if kind in ("float", float):
-        return float(value)
-    return str(value)
-
-
 class ConfigError(ValueError):
-    pass
+    """A setting that cannot be used. The message is one line, names the setting and where its
+    value came from, says what is wrong and what is allowed, and never holds a secret."""
+
+    def __init__(self, message: str, *, setting: str = "", source: str = "") -> None:
+        super().__init__(" ".join(message.split()))
+        self.setting = setting
+        self.source = source
+
+
+# ---- validation: one step for every setting, whichever source it came from ----------------
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENGINES = ("cycles", "eevee", "workbench")
+PROVIDERS = ("routellm", "openai", "lmstudio", "offline")
+URL_FIELDS = frozenset({"slack_api_url", "routellm_base_url", "openai_base_url", "lm_studio_base_url",
+                        "s3_endpoint_url"})
+LIST_FIELDS = frozenset({"provider_order", "admin_user_ids"})  # comma-separated; a TOML array works too
+DATABASE_PREFIXES = ("sqlite:///", "mssql+pymssql://")
+MIN_LEASE_S = 2.0
+MAX_S3_URL_LIFETIME_S = 604800.0  # SigV4's limit: 7 days
+
+# CLI flags that feed settings, by field (other fields: --field-name).
+FLAG_NAMES: dict[str, str] = {"output_dir": "--out", "default_engine": "--engine", "log_level": "--log-level"}
+PREFS_SOURCE = "Blender preferences"
+DEFAULT_SOURCE = "default"
+
+
+def flag_source(name: str) -> str:
+    return f"flag {FLAG_NAMES.get(name, '--' + name.replace('_', '-'))}"
+
+
+def env_source(variable: str) -> str:
+    return f"environment {variable}"
+
+
+def file_source(path: str | Path) -> str:
+    return f"config file {path}"
+
+
+Check = Callable[[Any], str | None]  # the coerced value -> what is wrong with it, or None
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: str  # what is allowed, in words, for the message
+    check: Check | None = None
+    normalize: Callable[[Any], Any] | None = None
+    empty_ok: bool = False  # "" means "not set" (the embedded default) and is always fine
+
+
+def _at_least(low: float) -> Check:
+    return lambda v: None if v >= low else "is too small"
+
+
+def _more_than(low: float) -> Check:
+    return lambda v: None if v > low else "is too small"
+
+
+def _between(low: float, high: float) -> Check:
+    return lambda v: "is too small" if v < low else "is too large" if v > high else None
+
+
+def _one_of(choices: tuple[str, ...], what: str) -> Check:
+    return lambda v: None if v in choices else f"is not {what}"
+
+
+def _providers(value: Any) -> str | None:
+    names = [p.strip().lower() for p in str(value).split(",") if p.strip()]
+    if not names:
+        return "names no provider"
+    unknown = [n for n in names if n not in PROVIDERS]
+    if unknown:
+        return f"names an unknown provider {unknown[0]!r}"
+    return None
+
+
+def _http_url(value: Any) -> str | None:
+    parsed = urlparse(str(value))
+    if parsed.scheme.lower() not in ("http", "https"):
+        return "is not an http(s) URL"
+    if not parsed.netloc:
+        return "has no host"
+    return None
+
+
+def _database_url(value: Any) -> str | None:
+    text = str(value)
+    if not text.lower().startswith(DATABASE_PREFIXES):
+        return "is not a supported database URL"
+    if text.lower().startswith("sqlite:///") and len(text) == len("sqlite:///"):
+        return "names no file"
+    return None
+
+
+_SECONDS = "seconds"
+RULES: dict[str, Rule] = {
+    "lease_s": Rule(f"{_SECONDS}, at least {MIN_LEASE_S:g}", _at_least(MIN_LEASE_S)),
+    "heartbeat_s": Rule(f"{_SECONDS}, more than 0 and at most half of lease_s", _more_than(0)),
+    "stop_grace_s": Rule(f"{_SECONDS}, 0 or more", _at_least(0)),
+    "s3_url_lifetime_s": Rule(f"{_SECONDS} from 1 to {MAX_S3_URL_LIFETIME_S:g} (7 days)",
+                              _between(1, MAX_S3_URL_LIFETIME_S)),
+    "log_level": Rule("one of " + ", ".join(LOG_LEVELS), _one_of(LOG_LEVELS, "a log level"),
+                      lambda v: str(v).strip().upper()),
+    "default_engine": Rule("one of " + ", ".join(ENGINES), _one_of(ENGINES, "a render engine"),
+                           lambda v: str(v).strip().lower()),
+    "provider_order": Rule("a comma-separated list of " + ", ".join(PROVIDERS), _providers),
+    "database_url": Rule("sqlite:///PATH or mssql+pymssql://USER:PASSWORD@HOST:PORT/DB, or leave it empty",
+                         _database_url, lambda v: str(v).strip(), empty_ok=True),
+    **{name: Rule("an http:// or https:// URL, or leave it empty", _http_url, lambda v: str(v).strip(),
+                  empty_ok=True)
+       for name in URL_FIELDS},
+}
+
+# The allowed-values text for a field without a rule, by its type.
+_TYPE_ALLOWED = {float: "a number", int: "a whole number", bool: "true or false", str: "text (a quoted string)"}
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _hide(text: str, secrets: Collection[str]) -> str:
+    """Every secret value (any case) in text replaced by ***: before clipping, so no part shows."""
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)
+    return text
+
+
+def _shown(name: str, value: Any) -> str:
+    """The value as a message may show it: secrets hidden, URLs without passwords, short."""
+    if name == "database_url" and isinstance(value, str):
+        scheme, sep, _rest = value.partition("://")
+        return repr(scheme + "://…") if sep else "the value (hidden)"
+    if name in SECRET_FIELDS:
+        return "the value (hidden)"
+    if isinstance(value, str):
+        return repr(redact_url_password(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+_FIELD_TYPES: dict[str, dict[str, Any]] = {}
+
+
+def _field_types(cls: type[Settings]) -> dict[str, Any]:
+    """Each field's type, from the annotations (a field added later is type-checked too)."""
+    key = f"{cls.__module__}.{cls.__qualname__}:{id(cls)}"
+    if key not in _FIELD_TYPES:
+        _FIELD_TYPES[key] = typing.get_type_hints(cls)
+    return _FIELD_TYPES[key]
+
+
+def _number(value: Any, whole: bool) -> float | int | None:
+    """The number in value (TOML numbers, environment text), or None if there is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            number: float | int = int(value.strip()) if whole else float(value.strip())
+        except ValueError:
+            return None
+        return number
+    if isinstance(value, (int, float)):
+        if whole and isinstance(value, float):
+            return int(value) if value.is_integer() else None
+        return value if whole else float(value)
+    return None
+
+
+def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
+    """(the value as the field's type, or None and what is wrong)."""
+    if kind is float or kind is int:
+        number = _number(value, whole=kind is int)
+        if number is None:
+            return None, "is not a whole number" if kind is int else "is not a number"
+        if not math.isfinite(number):
+            return None, "is not a finite number"
+        return number, None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value, None
+        text = str(value).strip().lower() if isinstance(value, (str, int)) else ""
+        if text in ("1", "true", "yes", "on"):
+            return True, None
+        if text in ("0", "false", "no", "off"):
+            return False, None
+        return None, "is not true or false"
+    if kind is str:
+        if isinstance(value, str):
+            return value, None
+        if name in LIST_FIELDS and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ",".join(value), None
+        return None, "is not text"
+    # A type this module has no rule for (a field added later): pydantic checks it.
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(kind).validate_python(value), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return None, f"is not valid ({first.get('msg', 'wrong type')})"
+
+
+def _fail(name: str, source: str, value: Any, problem: str, allowed: str, secrets: Collection[str]) -> ConfigError:
+    shown = _clip(_hide(_shown(name, value), secrets))
+    problem = _clip(_hide(problem, secrets))
+    return ConfigError(f"setting {name} from {source}: {shown} {problem}; use {allowed}", setting=name,
+                       source=source)
+
+
+def validate_setting(name: str, value: Any, source: str, *, cls: type[Settings] = Settings,
+                     secrets: Collection[str] = ()) -> Any:
+    """One setting's value, type-converted and checked, or ConfigError naming it and its source.
+
+    Every Settings field is type-checked from its annotation; RULES add ranges, choices and
+    formats. (Relations between settings are checked by `validate_settings`.) The message
+    shows no secret field's value, and none of `secrets` wherever they appear.
+    """
+    kinds = _field_types(cls)
+    if name not in kinds:
+        raise ConfigError(f"setting {name} from {source}: there is no such setting", setting=name, source=source)
+    kind = kinds[name]
+    rule = RULES.get(name)
+    allowed = rule.allowed if rule else _TYPE_ALLOWED.get(kind, str(kind))
+    coerced, problem = _coerce(name, kind, value)
+    if problem:
+        raise _fail(name, source, value, problem, allowed, secrets)
+    if rule is None:
+        return coerced
+    if rule.normalize is not None:
+        coerced = rule.normalize(coerced)
+    if rule.empty_ok and coerced == "":
+        return coerced
+    problem = rule.check(coerced) if rule.check is not None else None
+    if problem:
+        raise _fail(name, source, value, problem, allowed, secrets)
+    return coerced
+
+
+_S = typing.TypeVar("_S", bound="Settings")
+
+
+def validate_settings(settings: _S, sources: Mapping[str, str] | None = None) -> _S:
+    """Every field of settings checked (see validate_setting), then the relations between them.
+
+    `sources` names where each value came from (missing: "default"). Returns a checked copy.
+    """
+    return settings
+    sources = sources or {}
+    secrets = [v for n in SECRET_FIELDS if isinstance(v := getattr(settings, n, ""), str) and v]
+    if isinstance(settings.database_url, str) and url_password(settings.database_url):
+        secrets.append(url_password(settings.database_url))
+    values = {f.name: validate_setting(f.name, getattr(settings, f.name), sources.get(f.name, DEFAULT_SOURCE),
+                                       cls=type(settings), secrets=secrets)
+              for f in fields(settings)}
+    heartbeat, lease = values["heartbeat_s"], values["lease_s"]
+    if heartbeat > lease / 2:
+        # The heartbeat must be well under the lease, or a busy node loses jobs it is rendering.
+        # Blame the one the user set (the heartbeat when both or neither were set).
+        hb_src, lease_src = sources.get("heartbeat_s", DEFAULT_SOURCE), sources.get("lease_s", DEFAULT_SOURCE)
+
+        def origin(src: str) -> str:
+            return "the default" if src == DEFAULT_SOURCE else f"from {src}"
+
+        if hb_src == DEFAULT_SOURCE and lease_src != DEFAULT_SOURCE:
+            raise ConfigError(
+                f"setting lease_s from {lease_src}: {lease:g} is too short for heartbeat_s {heartbeat:g} "
+                f"({origin(hb_src)}); use at least twice heartbeat_s ({max(2 * heartbeat, MIN_LEASE_S):g})",
+                setting="lease_s", source=lease_src)
+        raise ConfigError(
+            f"setting heartbeat_s from {hb_src}: {heartbeat:g} is not well under lease_s {lease:g} "
+            f"({origin(lease_src)}); use more than 0 and at most half of lease_s ({lease / 2:g})",
+            setting="heartbeat_s", source=hb_src)
+    return dataclasses.replace(settings, **values)
 
 
 def load_settings(
@@ -213,33 +493,39 @@ def load_settings(
     """
     env = os.environ if env is None else env
     names = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
 
-    def apply(source: Mapping[str, Any]) -> None:
+    def apply(source: Mapping[str, Any], where: Callable[[str, str], str], *, warn_unknown: str = "") -> None:
         for key, value in source.items():
             name = ENV_VARS.get(key, key)
-            if name in names and value not in (None, ""):
-                values[name] = _coerce(name, value)
+            if name not in names:
+                if warn_unknown:
+                    logging.getLogger(__name__).warning("%s: unknown setting %r ignored", warn_unknown, key)
+                continue
+            if value not in (None, ""):
+                raw[name], sources[name] = value, where(key, name)
 
     if prefs:
-        apply(prefs)
+        apply(prefs, lambda _key, _name: PREFS_SOURCE)
     path = config_file or env.get("SLACK_AI_CONFIG")
     if path:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        apply(data.get("slack_ai", data))
-    apply({k: v for k, v in env.items() if k in ENV_VARS})
+        section = data.get("slack_ai", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {path}: [slack_ai] must be a table of settings")
+        apply(section, lambda _key, _name: file_source(path), warn_unknown=file_source(path))
+    apply({k: v for k, v in env.items() if k in ENV_VARS}, lambda key, _name: env_source(key))
     if flags:
-        apply(flags)
-    settings = dataclasses.replace(Settings(), **values)
+        apply(flags, lambda _key, name: flag_source(name))
+    settings = validate_settings(dataclasses.replace(Settings(), **raw), sources)
     if env.get("SLACK_AI_LOCAL_ONLY", "").lower() in ("1", "true", "yes"):
         # Set by the Blender command when online access is off (`blender -b` without
         # --online-mode): services off this machine are not used.
         settings, dropped = local_only(settings)
         if dropped:
-            import logging
-
             logging.getLogger(__name__).warning("online access is off: not using %s", ", ".join(dropped))
     return settings

@@ -1,12 +1,21 @@
 """One dispatcher, two drivers.
 
 `Dispatcher.drain(budget_s)` is called on Blender's main thread: by a persistent
-`bpy.app.timers` callback in the GUI, by a blocking loop in headless runs (timers never
-fire there). It claims jobs from the shared store, hands preparation (LLM calls, analysis)
-to an I/O thread pool, renders prepared jobs on the calling thread, and hands finishing
-(storage, replies, DB writes) back to the pool, so the network never freezes Blender.
+`bpy.app.timers` callback in the GUI, and by `run_headless` (below) everywhere else: the
+CLI's `render`/`analyze`, `command`, `serve`, farm workers and the tests. Timers never fire
+in background Blender, so `run_headless` is the only other loop there is.
 
-A heartbeat thread renews the leases of the jobs this node holds and notices cancels.
+The main thread touches bpy and in-memory state only. Everything that talks to the
+database or the network runs on the I/O pool: sweeping expired leases, claiming, preparing
+(LLM calls, analysis), the RUNNING write, finishing (storage, final write, replies). What
+the main thread needs to know (a cancel, a lost lease, the queue's length) is kept fresh in
+memory by the pool and the heartbeat.
+
+Every write carries the lease the job was claimed under (`core.jobs.Lease`). A node whose
+lease was lost (it stalled past the lease and another node took the job) stops rendering,
+writes nothing and says nothing: the new owner answers. A final write the database could
+not take is parked and confirmed once the database answers, so the job still gets exactly
+one final reply.
 """
 
 from __future__ import annotations
@@ -15,29 +24,38 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from .jobs import Job, JobKind, JobStatus
+from .jobs import LIVE_STATUSES, Fenced, Job, JobKind, JobStatus, Lease, Renewal
 from .pipeline import JobPipeline, RenderResult, UserError
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_S = 5.0
+SWEEP_INTERVAL_S = 5.0  # at most; a short lease sweeps at half the lease
+QUEUE_DEPTH_INTERVAL_S = 1.0
 UPLOAD_RETRY_INTERVAL_S = 30.0  # uploads queued while object storage was down
+STOPPING = "node stopping"
+LEASE_LOST = "lease lost"
 
 
 @dataclass
-class _Ready:
-    job: Job
+class _Held:
+    """A job this node holds a lease on, and what the heartbeat learnt about it."""
+
+    lease: Lease
+    cancel: bool = False
+    lost: bool = False
+    progress: dict[str, Any] = field(default_factory=dict)
+    progress_written: dict[str, Any] = field(default_factory=dict)
 
 
 class Dispatcher:
     def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 2,
                  heartbeat_s: float = 10.0, can_render: bool = True, incremental: bool = False,
-                 claim_only: set[str] | None = None) -> None:
+                 claim_only: set[str] | None = None, stop_grace_s: float = 30.0) -> None:
         """`incremental`: render a step (a frame) per `drain` call and return, so a GUI timer
         keeps Blender responsive between frames; headless loops render a job in one go.
         `claim_only`: take only these job ids (a one-shot run on a shared database must not
@@ -46,15 +64,17 @@ class Dispatcher:
         self.store = pipeline.deps.store
         self.node_id = pipeline.deps.node_id
         self.lease_s = pipeline.deps.lease_s
+        self.heartbeat_s = heartbeat_s
+        self.stop_grace_s = stop_grace_s
         self.can_render = can_render and pipeline.deps.renderer is not None
         self.max_in_flight = max_in_flight
-        # Daemon workers: a Blender that quits must not wait on a hung HTTP call.
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-io")
-        self._ready: queue.SimpleQueue[_Ready] = queue.SimpleQueue()
-        self._held: dict[str, Job] = {}  # job id -> job, while this node holds its lease
-        self._cancel: set[str] = set()
+        self._ready: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._held: dict[str, _Held] = {}  # job id -> lease, while this node holds it
+        self._parked: dict[str, Job] = {}  # final writes the database has not confirmed yet
         self._lock = threading.Lock()
         self._last_sweep = 0.0
+        self._last_depth = 0.0
         self._last_upload_retry = 0.0
         self._housekeeping: Future[None] | None = None
         self._queue_was_empty = False  # what the last claim pass found
@@ -65,18 +85,22 @@ class Dispatcher:
         self.current_job_id = ""
         self.started_at = time.time()
         self.jobs_done = 0
+        self.queue_depth = 0  # queued jobs in the shared table, as the I/O pool last saw it (-1: unknown)
+        self.outcomes: dict[str, str] = {}  # job id -> how it ended here: done/failed/cancelled/lost/released/taken
+        self._stopping_since: float | None = None
         self._stop = threading.Event()
+        pipeline.progress_hook = self._note_progress
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, args=(heartbeat_s,),
                                            name="slackai-heartbeat", daemon=True)
         self._heartbeat.start()
 
     # ------------------------------------------------------------------ main-thread API
     def drain(self, budget_s: float = 0.1) -> int:
-        """Do what fits in the budget; returns how many jobs it rendered or finished."""
+        """Do what fits in the budget; returns how many jobs it rendered or finished.
+
+        Touches no database and no network: those run on the I/O pool."""
         deadline = time.monotonic() + budget_s
         done = 0
-        # The database may be SQL Server across the network: sweeping and claiming run on the
-        # I/O pool, one task at a time, so a slow or hung database never freezes Blender.
         if self._housekeeping is None or self._housekeeping.done():
             self._housekeeping = self.io.submit(self._sweep_and_claim)
         # At least one unit of work per call (a render step, or a whole job when not
@@ -88,13 +112,15 @@ class Dispatcher:
                 worked = True
                 continue
             try:
-                ready = self._ready.get_nowait()
+                job = self._ready.get_nowait()
             except queue.Empty:
                 break
+            if not self._may_render(job):
+                continue
             if self.incremental:
-                self._start_active(ready.job)
+                self._start_active(job)
             else:
-                self._render_and_finish(ready.job)
+                self._render_and_finish(job)
                 done += 1
                 worked = True
         return done
@@ -104,104 +130,78 @@ class Dispatcher:
             return len(self._held)
 
     def idle(self) -> bool:
-        """Nothing held, ready or rendering, and the last look at the queue found nothing."""
+        """Nothing held, parked, ready or rendering, and the last look at the queue found nothing."""
         looked = self._housekeeping is not None and (self._housekeeping.done() or self._queue_was_empty)
-        return looked and self.in_flight() == 0 and self._ready.empty() and self._active is None
+        with self._lock:
+            parked = len(self._parked)
+        return looked and self.in_flight() == 0 and parked == 0 and self._ready.empty() and self._active is None
 
-    def _sweep_and_claim(self) -> None:
-        """I/O pool: replay buffered records, requeue expired leases, retry queued uploads
-        (each on its own interval), then claim what this node has room for."""
-        try:
-            now = time.time()
-            if now - self._last_sweep > SWEEP_INTERVAL_S:
-                self._last_sweep = now
-                self._flush_buffered_records()
-                try:
-                    for job_id in self.store.requeue_expired(now):
-                        log.warning("lease expired; job requeued", extra={"job_id": job_id})
-                except Exception:
-                    log.exception("lease sweep failed")
-                if now - self._last_upload_retry > UPLOAD_RETRY_INTERVAL_S:
-                    self._last_upload_retry = now
-                    self._retry_uploads()
-            self._claim_more()
-        except BaseException:  # the pool would swallow it
-            log.exception("dispatcher housekeeping failed")
+    def settled(self, job_id: str) -> bool:
+        """This node is done with the job (finished it, lost it, handed it back, or could not take it)."""
+        return job_id in self.outcomes
 
     def request_cancel(self, job_id: str) -> None:
+        """Cancel a job: this node stops it at once if it holds it; the store is told on the pool."""
         with self._lock:
-            self._cancel.add(job_id)
+            held = self._held.get(job_id)
+            if held is not None:
+                held.cancel = True
+        track(self.io.submit(self.store.request_cancel, job_id))
+
+    def submit(self, job: Job) -> Future[Job]:
+        """Enqueue a new job from the main thread (the panel): the insert runs on the pool."""
+        return self.io.submit(self.pipeline.submit, job)
+
+    def begin_stop(self, grace_s: float | None = None) -> None:
+        """Stop taking jobs. Jobs not started yet go back to the queue; a running render may go
+        on for `grace_s` (default: the setting) and is then stopped and handed back."""
+        if self._stopping_since is None:
+            if grace_s is not None:
+                self.stop_grace_s = grace_s
+            self._stopping_since = time.monotonic()
+            log.info("node stopping: no new jobs; a running render has %.0fs to finish", self.stop_grace_s)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping_since is not None
 
     def shutdown(self, wait: bool = True) -> None:
-        self._stop.set()
+        self.begin_stop(0.0)
         if self._active is not None:  # a GUI render in the middle: its cleanup runs on close()
             job, steps = self._active
             self._active = None
             steps.close()
-            self._release(job.id)
-            self.pipeline.fail(job, "Blender stopped the agent before the render finished")
+            self._hand_back(job)
+        while True:
+            try:
+                self._hand_back(self._ready.get_nowait())
+            except queue.Empty:
+                break
+        if wait and self._housekeeping is not None:
+            try:
+                self._housekeeping.result(timeout=30)
+            except Exception:
+                log.debug("housekeeping ended with an error", exc_info=True)
+        self._stop.set()
         self.io.shutdown(wait=wait, cancel_futures=not wait)
 
-    # ------------------------------------------------------------------ internals
-    def _claim_next(self) -> Job | None:
-        if self.claim_only is None:
-            kinds = None if self.can_render else (JobKind.ANALYZE,)
-            return self.store.claim_next(self.node_id, self.lease_s, kinds)
-        for job_id in sorted(self.claim_only):
-            self.claim_only.discard(job_id)
-            job = self.store.claim(job_id, self.node_id, self.lease_s)
-            if job is not None:
-                return job
-        return None
-
-    def _claim_more(self) -> None:
-        claimed = 0
-        while self.in_flight() < self.max_in_flight:
-            try:
-                job = self._claim_next()
-            except Exception:
-                log.exception("claim failed")
-                return
-            if job is None:
-                self._queue_was_empty = claimed == 0
-                return
-            claimed += 1
-            self._queue_was_empty = False
-            with self._lock:
-                self._held[job.id] = job
-            self.io.submit(self._prepare, job)
-
-    def _prepare(self, job: Job) -> None:
-        try:
-            job = self.pipeline.prepare(job)
-        except UserError as exc:
-            self._release(job.id)
-            self.pipeline.fail(job, str(exc))
-            return
-        except BaseException as exc:  # the pool would swallow it; the user must hear
-            log.exception("prepare failed", extra={"job_id": job.id})
-            self._release(job.id)
-            self.pipeline.fail(job, f"could not interpret the request: {exc}")
-            return
-        if job.kind is JobKind.RENDER:
-            self._ready.put(_Ready(job))
-        else:
-            self._finish(job, None)
-
-    def _cancelled_before_render(self, job: Job) -> bool:
-        fresh = self.store.get(job.id)
-        if fresh is not None and (fresh.cancel_requested or fresh.status.is_final):
-            self._release(job.id)
-            if not fresh.status.is_final:
-                fresh.status = JobStatus.CANCELLED
-                fresh.error = "cancelled before rendering"
-                self.pipeline.finish(fresh, None)
-            return True
-        return False
+    # ------------------------------------------------------------------ main thread internals
+    def _may_render(self, job: Job) -> bool:
+        """In-memory checks only: a cancel or a lost lease the heartbeat saw, or a stop."""
+        with self._lock:
+            held = self._held.get(job.id)
+        if held is None or held.lost:
+            return False
+        if held.cancel:
+            job.status = JobStatus.RUNNING
+            self.io.submit(self._finish, job, RenderResult(outputs=[], frames=0, stopped="cancelled"))
+            return False
+        if self.stopping:
+            self.io.submit(self._hand_back, job)
+            return False
+        return True
 
     def _start_active(self, job: Job) -> None:
-        if self._cancelled_before_render(job):
-            return
         self.current_job_id = job.id
         self._active = (job, self.pipeline.render_steps(job, should_stop=lambda: self._should_stop(job)))
 
@@ -221,24 +221,226 @@ class Dispatcher:
             log.exception("render failed", extra={"job_id": job.id})
             self._active = None
             self.current_job_id = ""
-            self._release(job.id)
-            self.pipeline.fail(job, f"render failed: {exc}")
+            self.io.submit(self._fail, job, f"render failed: {exc}")
             return 1
 
     def _render_and_finish(self, job: Job) -> None:
-        if self._cancelled_before_render(job):
-            return
         self.current_job_id = job.id
         try:
             result = self.pipeline.render(job, should_stop=lambda: self._should_stop(job))
         except BaseException as exc:
             log.exception("render failed", extra={"job_id": job.id})
-            self._release(job.id)
-            self.pipeline.fail(job, f"render failed: {exc}")
+            self.io.submit(self._fail, job, f"render failed: {exc}")
             return
         finally:
             self.current_job_id = ""
         self.io.submit(self._finish, job, result)
+
+    def _should_stop(self, job: Job) -> str:
+        with self._lock:
+            held = self._held.get(job.id)
+        if held is None or held.lost:
+            return LEASE_LOST
+        if held.cancel:
+            return "cancelled"
+        if self._stopping_since is not None and time.monotonic() - self._stopping_since >= self.stop_grace_s:
+            return STOPPING
+        return ""
+
+    def _note_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        with self._lock:
+            held = self._held.get(job_id)
+            if held is not None:
+                held.progress = progress
+
+    # ------------------------------------------------------------------ I/O pool
+    def _sweep_and_claim(self) -> None:
+        """Replay buffered writes, requeue expired leases, confirm parked final writes, retry
+        queued uploads (each on its own interval), then claim what this node has room for."""
+        try:
+            now = time.time()
+            if now - self._last_sweep > min(SWEEP_INTERVAL_S, self.lease_s / 2):
+                self._last_sweep = now
+                self._flush_buffered_records()
+                try:
+                    for job_id in self.store.requeue_expired():
+                        log.warning("lease expired; job requeued", extra={"job_id": job_id})
+                except Exception as exc:
+                    log.warning("lease sweep failed: %s", exc)
+                self._confirm_parked()
+                if now - self._last_upload_retry > UPLOAD_RETRY_INTERVAL_S:
+                    self._last_upload_retry = now
+                    self._retry_uploads()
+            if now - self._last_depth > QUEUE_DEPTH_INTERVAL_S:
+                self._last_depth = now
+                try:
+                    self.queue_depth = self.store.count((JobStatus.QUEUED,))
+                except Exception:
+                    self.queue_depth = -1
+            if not self.stopping:
+                self._claim_more()
+        except BaseException:  # the pool would swallow it
+            log.exception("dispatcher housekeeping failed")
+
+    def _claim_next(self) -> Job | None:
+        if self.claim_only is None:
+            kinds = None if self.can_render else (JobKind.ANALYZE,)
+            return self.store.claim_next(self.node_id, self.lease_s, kinds)
+        for job_id in sorted(self.claim_only):
+            self.claim_only.discard(job_id)
+            job = self.store.claim(job_id, self.node_id, self.lease_s)
+            if job is not None:
+                return job
+            self.outcomes[job_id] = "taken"
+        return None
+
+    def _claim_more(self) -> None:
+        claimed = 0
+        while self.in_flight() < self.max_in_flight and not self.stopping:
+            try:
+                job = self._claim_next()
+            except Exception as exc:
+                log.warning("claim failed: %s", exc)
+                return
+            if job is None:
+                self._queue_was_empty = claimed == 0
+                return
+            claimed += 1
+            self._queue_was_empty = False
+            with self._lock:
+                self._held[job.id] = _Held(job.lease)
+            log.info("claimed job (attempt %d)", job.attempts, extra={"job_id": job.id})
+            self.io.submit(self._prepare, job)
+
+    def _prepare(self, job: Job) -> None:
+        try:
+            try:
+                job = self.pipeline.prepare(job)
+            except UserError as exc:
+                job.result["bad_input"] = True  # the CLI exits 2 for these
+                self._fail(job, str(exc))
+                return
+            except Exception as exc:
+                log.exception("prepare failed", extra={"job_id": job.id})
+                self._fail(job, f"could not interpret the request: {exc}")
+                return
+            if self.stopping:
+                self._hand_back(job)
+                return
+            renewal = self.store.renew_lease(job.lease, self.lease_s)
+            if renewal is Renewal.LOST:
+                self._drop(job, "lease lost before rendering")
+                return
+            if renewal is Renewal.CANCEL or self._flag(job.id, "cancel"):
+                self._finish(job, RenderResult(outputs=[], frames=0, stopped="cancelled"))
+                return
+            if job.kind is not JobKind.RENDER:
+                self._finish(job, None)
+                return
+            if self.pipeline.start(job) is Fenced.LOST:
+                self._drop(job, "lease lost before rendering")
+                return
+            self._ready.put(job)
+        except BaseException:  # the pool would swallow it; the job must not stay held forever
+            log.exception("preparing job failed", extra={"job_id": job.id})
+            self._fail(job, "internal error while preparing the job")
+
+    def _finish(self, job: Job, result: RenderResult | None) -> None:
+        try:
+            if result is not None and result.stopped == LEASE_LOST:
+                self._drop(job, "lease lost during the render; its result is dropped")
+                return
+            if result is not None and result.stopped == STOPPING:
+                self._hand_back(job)
+                return
+            if self._flag(job.id, "lost"):
+                self._drop(job, "lease lost during the render; its result is dropped")
+                return
+            self._settle(job, self.pipeline.finish(job, result))
+        except BaseException:
+            log.exception("finish failed", extra={"job_id": job.id})
+            self._release(job.id, "failed")
+
+    def _fail(self, job: Job, message: str) -> None:
+        try:
+            self._settle(job, self.pipeline.fail(job, message))
+        except BaseException:
+            log.exception("could not record a failure", extra={"job_id": job.id})
+            self._release(job.id, "failed")
+
+    def _settle(self, job: Job, written: Fenced) -> None:
+        if written is Fenced.APPLIED:
+            self.jobs_done += 1
+            self._release(job.id, job.status.value)
+        elif written is Fenced.LOST:
+            self._drop(job, "lease lost before the result was recorded; its result is dropped")
+        else:
+            # The database did not take the final write: keep the result and confirm it once
+            # the database answers (exactly one final reply, from whoever really finished it).
+            log.warning("database unavailable: final state of job %s waits to be confirmed", job.id,
+                        extra={"job_id": job.id})
+            with self._lock:
+                self._parked[job.id] = job
+            self._release(job.id, "")
+
+    def _confirm_parked(self) -> None:
+        with self._lock:
+            parked = list(self._parked.values())
+        outbox = getattr(self.store, "outbox", None)
+        for job in parked:
+            if outbox is not None and outbox.entries_for_job(job.id):
+                continue  # still buffered: the replay comes first
+            try:
+                row = self.store.get(job.id)
+            except Exception:
+                return  # still down
+            if row is not None and row.status is job.status and row.attempts == job.attempts \
+                    and row.lease_owner == job.lease_owner:
+                with self._lock:
+                    self._parked.pop(job.id, None)
+                self.jobs_done += 1
+                self.outcomes[job.id] = job.status.value
+                self.pipeline.announce_final(job)
+            elif row is not None and row.status in LIVE_STATUSES and row.attempts == job.attempts \
+                    and row.lease_owner == job.lease_owner:
+                # Never reached the database (the outbox could not take it): write it now.
+                written = self.store.transition(job.lease, "final", job, job.status)
+                if written is Fenced.APPLIED:
+                    with self._lock:
+                        self._parked.pop(job.id, None)
+                    self.jobs_done += 1
+                    self.outcomes[job.id] = job.status.value
+                    self.pipeline.announce_final(job)
+                elif written is Fenced.LOST:
+                    with self._lock:
+                        self._parked.pop(job.id, None)
+                    self.outcomes[job.id] = "lost"
+            else:
+                with self._lock:
+                    self._parked.pop(job.id, None)
+                self.outcomes[job.id] = "lost"
+                log.warning("final state of job %s was not kept (another node took it over); "
+                            "its result is dropped", job.id, extra={"job_id": job.id})
+
+    def _hand_back(self, job: Job) -> None:
+        """Give a job this node will not finish back to the queue, at no cost to its attempts."""
+        try:
+            written = self.pipeline.release(job)
+        except Exception:
+            log.exception("could not hand job %s back", job.id)
+            written = Fenced.FAILED
+        if written is Fenced.APPLIED:
+            log.info("job handed back to the queue", extra={"job_id": job.id})
+        self._release(job.id, "released")
+
+    def _drop(self, job: Job, why: str) -> None:
+        log.warning("%s", why, extra={"job_id": job.id})
+        self._release(job.id, "lost")
+
+    def _flag(self, job_id: str, name: str) -> bool:
+        with self._lock:
+            held = self._held.get(job_id)
+            return bool(held is not None and getattr(held, name))
 
     def _flush_buffered_records(self) -> None:
         """Writes buffered while the database was down go in before this node sweeps leases:
@@ -250,7 +452,7 @@ class Dispatcher:
             flushed = flush()
             if flushed:
                 log.info("wrote %d record(s) buffered during a database outage", flushed)
-        except Exception as exc:  # still down: the sweep below fails the same way and says so
+        except Exception as exc:
             log.debug("database still unavailable: %s", exc)
 
     def _retry_uploads(self) -> None:
@@ -269,53 +471,102 @@ class Dispatcher:
 
         self._upload_retry = self.io.submit(run)
 
-    def _should_stop(self, job: Job) -> str:
-        with self._lock:
-            if job.id in self._cancel:
-                return "cancelled"
-        return ""
-
-    def _finish(self, job: Job, result: RenderResult | None) -> None:
-        try:
-            self.pipeline.finish(job, result)
-            self.jobs_done += 1
-        except BaseException:
-            log.exception("finish failed", extra={"job_id": job.id})
-        finally:
-            self._release(job.id)
-
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, outcome: str) -> None:
         with self._lock:
             self._held.pop(job_id, None)
-            self._cancel.discard(job_id)
+        if outcome:
+            self.outcomes[job_id] = outcome
 
+    # ------------------------------------------------------------------ heartbeat thread
     def _heartbeat_loop(self, interval: float) -> None:
         # Runs until shutdown; a dead heartbeat would let other nodes steal live jobs,
         # so every error is caught and logged.
         while not self._stop.wait(interval):
             with self._lock:
-                held = list(self._held)
-            for job_id in held:
+                held = list(self._held.values())
+            for h in held:
                 try:
-                    if not self.store.renew_lease(job_id, self.node_id, self.lease_s):
-                        self.request_cancel(job_id)
+                    self._beat(h)
                 except BaseException:
-                    log.exception("lease renewal failed", extra={"job_id": job_id})
+                    log.exception("lease renewal failed", extra={"job_id": h.lease.job_id})
 
-    def wait_idle(self, timeout_s: float, tick_s: float = 0.05) -> bool:
-        """Headless helper: drain until nothing is held or queued here (tests, one-shot)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.drain(tick_s)
-            if self.idle():
-                return True
-            time.sleep(tick_s)
-        return False
+    def _beat(self, h: _Held) -> None:
+        renewal = self.store.renew_lease(h.lease, self.lease_s)
+        if renewal is Renewal.LOST:
+            if not h.lost:
+                log.warning("lease lost: another node holds the job now; stopping here",
+                            extra={"job_id": h.lease.job_id})
+            h.lost = True
+            return
+        if renewal is Renewal.CANCEL:
+            h.cancel = True
+        progress = h.progress
+        if progress and progress != h.progress_written:
+            carrier = Job(kind=JobKind.RENDER, request_text="", id=h.lease.job_id, progress=progress)
+            if self.store.transition(h.lease, "progress", carrier) is Fenced.APPLIED:
+                h.progress_written = progress
 
 
-def track(future: Future[object]) -> None:
+def run_headless(dispatcher: Dispatcher, stop: threading.Event, *, until: Callable[[], bool] | None = None,
+                 idle_exit_s: float = 0.0, budget_s: float = 0.2, idle_sleep_s: float = 0.05,
+                 grace_s: float | None = None) -> None:
+    """The headless driver: the same `drain` the Blender timer calls, in a blocking loop on
+    the main thread, with the heartbeat running beside it.
+
+    Ends when `until()` is true, when nothing happened for `idle_exit_s` (0: never), or after
+    `stop` is set and the node has finished or handed back what it held (a running render gets
+    `grace_s`, default the dispatcher's `stop_grace_s`)."""
+    idle_since = time.monotonic()
+    while True:
+        if stop.is_set() and not dispatcher.stopping:
+            dispatcher.begin_stop(grace_s)
+        done = dispatcher.drain(budget_s)
+        if until is not None and until():
+            return
+        if dispatcher.stopping and dispatcher.idle():
+            return
+        if not dispatcher.idle():
+            idle_since = time.monotonic()
+        elif idle_exit_s and time.monotonic() - idle_since >= idle_exit_s:
+            return
+        if not done:
+            if stop.is_set():
+                time.sleep(idle_sleep_s)
+            else:
+                stop.wait(idle_sleep_s)
+
+
+def run_one_job(pipeline: JobPipeline, job: Job, *, stop: threading.Event | None = None,
+                **dispatcher_kwargs: Any) -> Job:
+    """Submit one job and drive it through a dispatcher of its own until this node is done
+    with it; returns the job's row. The CLI's `render`/`analyze` and the tests use it.
+
+    It claims only this job (on a shared database a one-shot run never takes other people's
+    jobs) and runs the same loop and heartbeat as `serve` and the farm workers. If `stop` is
+    set (Ctrl-C), the render stops and the job is cancelled. Bad input raises UserError."""
+    stop = stop or threading.Event()
+    job = pipeline.submit(job)
+    dispatcher = Dispatcher(pipeline, claim_only={job.id}, **dispatcher_kwargs)
+    try:
+        run_headless(dispatcher, stop, until=lambda: dispatcher.settled(job.id), grace_s=0.0)
+    finally:
+        dispatcher.shutdown()
+    outcome = dispatcher.outcomes.get(job.id, "")
+    if outcome in ("", "released"):
+        pipeline.deps.store.request_cancel(job.id)
+    final = pipeline.deps.store.get(job.id)
+    if final is None:
+        raise RuntimeError(f"job {job.id} disappeared from the job table")
+    if outcome in ("lost", "taken"):
+        final.warnings.append("another node took this job over; its result is that node's")
+    if final.status is JobStatus.FAILED and final.result.get("bad_input"):
+        raise UserError(final.error)
+    return final
+
+
+def track(future: Future[Any]) -> None:
     """Log exceptions of fire-and-forget futures."""
-    def done(f: Future[object]) -> None:
+    def done(f: Future[Any]) -> None:
         exc = f.exception()
         if exc is not None:
             log.error("background task failed: %s", exc)

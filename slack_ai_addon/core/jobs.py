@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,8 +39,9 @@ class JobStatus(str, Enum):
         return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-# Allowed transitions. QUEUED is reachable again from the in-flight states (lease expiry,
-# a node failure that still leaves attempts).
+# The one table of allowed status changes, applied identically by every store backend.
+# QUEUED is reachable again from the in-flight states (lease expiry, a node handing a job
+# back on shutdown).
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.CLAIMED, JobStatus.CANCELLED, JobStatus.FAILED}),
     # CLAIMED -> DONE: an analysis job has no render step (prepare, then finish).
@@ -54,6 +54,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
 }
+LIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.CLAIMED, JobStatus.RUNNING, JobStatus.UPLOADING)
 
 
 class InvalidTransition(RuntimeError):
@@ -63,6 +64,52 @@ class InvalidTransition(RuntimeError):
 def check_transition(old: JobStatus, new: JobStatus) -> None:
     if new is not old and new not in TRANSITIONS[old]:
         raise InvalidTransition(f"job cannot go from {old.value} to {new.value}")
+
+
+def allowed_from(new: JobStatus) -> tuple[JobStatus, ...]:
+    """The live statuses a fenced write may move to `new` from (the row must hold one)."""
+    return tuple(old for old in LIVE_STATUSES if old is new or new in TRANSITIONS[old])
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The fencing token of one claim: a write naming it applies only while it is current.
+
+    `attempt` is the job's `attempts` after the claim; every new claim raises it, so a node
+    whose lease expired and whose job was claimed again can never write over the new owner
+    even if it happens to have the same owner name (a restarted process with a fixed id).
+    """
+
+    job_id: str
+    owner: str
+    attempt: int
+
+
+class Fenced(str, Enum):
+    """What a fenced write did."""
+
+    APPLIED = "applied"
+    LOST = "lost"  # the lease is no longer ours (expired and taken, or the job is final): nothing written
+    BUFFERED = "buffered"  # the database is unreachable: kept in the outbox, replayed under the same fence
+    FAILED = "failed"  # neither the database nor the outbox took it (disk full): nothing written
+
+
+class Renewal(str, Enum):
+    KEPT = "kept"
+    CANCEL = "cancel"  # still ours, and someone asked to cancel it
+    LOST = "lost"
+    UNKNOWN = "unknown"  # the database did not answer: keep going, ask again next beat
+
+
+# What each kind of write owns: it writes these columns and nothing else. A claim and a
+# renewal own the lease columns; `set_slack_ts` owns slack_ts; progress owns progress.
+WRITE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "progress": ("progress",),
+    "running": ("status", "spec", "result", "warnings", "timings"),
+    "uploading": ("status", "outputs", "timings", "warnings"),
+    "final": ("status", "spec", "result", "warnings", "timings", "outputs", "error", "render_s", "progress"),
+    "release": ("status", "lease_owner", "progress"),
+}
 
 
 @dataclass
@@ -116,13 +163,24 @@ class Job:
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     outputs: list[JobOutput] = field(default_factory=list)
     error: str = ""
-    slack_ts: str = ""  # the placeholder/progress message in Slack
+    slack_ts: str = ""  # the placeholder/progress message in Slack (the thread's root for a slash command)
+    progress: dict[str, Any] = field(default_factory=dict)  # the running node's latest RenderProgress
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def copy(self) -> Job:
         return copy.deepcopy(self)
+
+    @property
+    def lease(self) -> Lease:
+        """The fencing token of the claim this copy came from."""
+        return Lease(self.id, self.lease_owner, self.attempts)
+
+    @property
+    def thread_root(self) -> str:
+        """The Slack thread the job's replies belong in ("" when none is known yet)."""
+        return self.requester.thread_ts or self.slack_ts
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -145,8 +203,9 @@ class Job:
 class JobStore(Protocol):
     """The durable job queue shared by every node. Implementations must be thread-safe.
 
-    All methods take and return copies: mutating a returned Job changes nothing until it
-    is passed back to `save`.
+    All methods take and return copies. Every change a node makes to a job it runs names the
+    `Lease` it holds and writes only the columns that kind of write owns (`WRITE_COLUMNS`);
+    there is no "save the whole row", so a stale copy can never undo another writer's work.
     """
 
     def add(self, job: Job) -> Job:
@@ -156,20 +215,22 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> Job | None:
         ...
 
-    def save(self, job: Job) -> None:
-        """Write every field of an existing job (status transitions are checked)."""
-        ...
-
     def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None) -> Job | None:
-        """Atomically take the oldest queued job: status claimed, lease set, attempts += 1."""
+        """Atomically take the oldest queued job this owner has not failed: status claimed,
+        lease set, attempts += 1. The returned job's `lease` is the fencing token."""
         ...
 
     def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
         """Atomically take one specific queued job (the CLI's own job); None if taken."""
         ...
 
-    def renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
-        """Heartbeat; False when the job is no longer ours (lease lost, cancelled)."""
+    def renew_lease(self, lease: Lease, lease_s: float) -> Renewal:
+        """Heartbeat: push the lease's expiry; writes nothing else."""
+        ...
+
+    def transition(self, lease: Lease, write: str, job: Job, status: JobStatus | None = None) -> Fenced:
+        """A fenced write: set `status` (checked against TRANSITIONS) and the columns `write`
+        owns, taken from `job`, only while `lease` is current. Never raises for a lost lease."""
         ...
 
     def requeue_expired(self, now: float | None = None) -> list[str]:
@@ -182,8 +243,15 @@ class JobStore(Protocol):
         ...
 
     def set_slack_ts(self, job_id: str, ts: str) -> None:
-        """Record the job's Slack message. Touches only that column: a full `save` from a
-        stale copy could undo a claim made meanwhile by another node."""
+        """Record the job's Slack placeholder. Touches only that column."""
+        ...
+
+    def set_outputs(self, job_id: str, outputs: list[JobOutput]) -> None:
+        """Record late object-storage links on a finished job. Touches only that column."""
+        ...
+
+    def find_thread_job(self, channel_id: str, thread_ts: str) -> Job | None:
+        """The newest render job whose Slack thread is (channel, thread_ts), from any node."""
         ...
 
     def list_jobs(self, *, user_id: str = "", statuses: tuple[JobStatus, ...] | None = None,
@@ -216,134 +284,3 @@ class ActivityRecorder(Protocol):
     def record_audit(self, *, actor: str, action: str, target: str = "", detail: str = "",
                      allowed: bool = True) -> None:
         ...
-
-
-class InMemoryJobStore:
-    """A JobStore in a dict, for tests and for a Blender session with no database."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.RLock()
-        self.messages: list[dict[str, Any]] = []
-        self.llm_calls: list[dict[str, Any]] = []
-        self.audit: list[dict[str, Any]] = []
-
-    def record_message(self, **fields: Any) -> None:
-        with self._lock:
-            self.messages.append(dict(fields, at=time.time()))
-
-    def record_llm_call(self, **fields: Any) -> None:
-        with self._lock:
-            self.llm_calls.append(dict(fields, at=time.time()))
-
-    def record_audit(self, **fields: Any) -> None:
-        with self._lock:
-            self.audit.append(dict(fields, at=time.time()))
-
-    def close(self) -> None:
-        pass
-
-    def add(self, job: Job) -> Job:
-        with self._lock:
-            if job.id in self._jobs:
-                raise ValueError(f"job {job.id} exists")
-            self._jobs[job.id] = job.copy()
-            return job.copy()
-
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return job.copy() if job else None
-
-    def save(self, job: Job) -> None:
-        with self._lock:
-            old = self._jobs.get(job.id)
-            if old is None:
-                raise KeyError(job.id)
-            check_transition(old.status, job.status)
-            job.updated_at = time.time()
-            self._jobs[job.id] = job.copy()
-
-    def _take(self, job: Job, owner: str, lease_s: float) -> Job:
-        job.status = JobStatus.CLAIMED
-        job.lease_owner = owner
-        job.lease_expires_at = time.time() + lease_s
-        job.attempts += 1
-        job.updated_at = time.time()
-        return job.copy()
-
-    def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None) -> Job | None:
-        with self._lock:
-            queued = [j for j in self._jobs.values() if j.status is JobStatus.QUEUED
-                      and (kinds is None or j.kind in kinds) and owner not in j.failed_nodes]
-            if not queued:
-                return None
-            job = min(queued, key=lambda j: (j.created_at, j.id))
-            return self._take(job, owner, lease_s)
-
-    def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.status is not JobStatus.QUEUED:
-                return None
-            return self._take(job, owner, lease_s)
-
-    def renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.lease_owner != owner or job.status.is_final or job.status is JobStatus.QUEUED:
-                return False
-            job.lease_expires_at = time.time() + lease_s
-            return not job.cancel_requested
-
-    def requeue_expired(self, now: float | None = None) -> list[str]:
-        now = time.time() if now is None else now
-        ids = []
-        with self._lock:
-            for job in self._jobs.values():
-                if job.status in (JobStatus.CLAIMED, JobStatus.RUNNING, JobStatus.UPLOADING) \
-                        and job.lease_expires_at < now:
-                    if job.lease_owner and job.lease_owner not in job.failed_nodes:
-                        job.failed_nodes.append(job.lease_owner)
-                    job.lease_owner = ""
-                    if len(job.failed_nodes) >= MAX_NODE_FAILURES:
-                        job.status = JobStatus.FAILED
-                        job.error = f"failed on {len(job.failed_nodes)} nodes (lease expired)"
-                    else:
-                        job.status = JobStatus.QUEUED
-                    job.updated_at = now
-                    ids.append(job.id)
-        return ids
-
-    def request_cancel(self, job_id: str) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            if job.status is JobStatus.QUEUED:
-                job.status = JobStatus.CANCELLED
-                job.error = "cancelled before it started"
-            elif not job.status.is_final:
-                job.cancel_requested = True
-            job.updated_at = time.time()
-            return job.copy()
-
-    def set_slack_ts(self, job_id: str, ts: str) -> None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is not None:
-                job.slack_ts = ts
-                job.updated_at = time.time()
-
-    def list_jobs(self, *, user_id: str = "", statuses: tuple[JobStatus, ...] | None = None,
-                  limit: int = 20) -> list[Job]:
-        with self._lock:
-            jobs = [j for j in self._jobs.values()
-                    if (not user_id or j.requester.user_id == user_id)
-                    and (statuses is None or j.status in statuses)]
-            jobs.sort(key=lambda j: (j.created_at, j.id), reverse=True)
-            return [j.copy() for j in jobs[:limit]]
-
-    def count(self, statuses: tuple[JobStatus, ...]) -> int:
-        with self._lock:
-            return sum(1 for j in self._jobs.values() if j.status in statuses)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from .jobs import MAX_REQUEST_CHARS, Job, JobKind, JobOutput, JobStatus, JobStore
+from .jobs import MAX_REQUEST_CHARS, Fenced, Job, JobKind, JobOutput, JobStatus, JobStore
 from .scene_spec import SceneSpec, SpecError, parse_scene_spec
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,14 @@ def _timed(job: Job, stage: str, start: float) -> None:
 
 
 class JobPipeline:
+    """What happens to a job. *When*, on which thread and under which lease is the
+    dispatcher's business (`core/dispatcher.py`): every store write here is fenced by the
+    lease the job copy carries, and a final event is emitted only when its write applied."""
+
     def __init__(self, deps: PipelineDeps) -> None:
         self.deps = deps
+        # The dispatcher keeps the latest progress in memory and writes it with the heartbeat.
+        self.progress_hook: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- events
     def emit(self, kind: str, job: Job, progress: RenderProgress | None = None, message: str = "") -> None:
@@ -147,12 +153,26 @@ class JobPipeline:
             except Exception:  # a broken listener must not break a job
                 log.exception("job listener failed", extra={"job_id": job.id})
 
-    def _save(self, job: Job) -> None:
-        self.deps.store.save(job)
+    def _write(self, job: Job, write: str, status: JobStatus | None = None) -> Fenced:
+        """A fenced write under the job's own lease (see `JobStore.transition`)."""
+        result = self.deps.store.transition(job.lease, write, job, status)
+        if result is Fenced.LOST:
+            log.warning("lease lost: %s write of job %s dropped (another node holds it now)", write, job.id,
+                        extra={"job_id": job.id})
+        return result
 
     # -- intake
     def submit(self, job: Job) -> Job:
-        """Validate and enqueue a new job; emits `queued`."""
+        """Validate and enqueue a new job (a database insert: not on Blender's main thread);
+        emits `queued`."""
+        job = self.validate_request(job)
+        job = self.deps.store.add(job)
+        self.emit("queued", job)
+        return job
+
+    @staticmethod
+    def validate_request(job: Job) -> Job:
+        """The checks `submit` makes before touching the store; raises UserError. No I/O."""
         text = job.request_text.strip()
         if job.kind is JobKind.RENDER and not text and job.spec is None:
             raise UserError("Tell me what to render, e.g. `/render a red cube on a checkered floor, rotating`.")
@@ -162,8 +182,6 @@ class JobPipeline:
             job.warnings.append(f"request was {len(text)} characters; only the first {MAX_REQUEST_CHARS} were used")
             text = text[:MAX_REQUEST_CHARS]
         job.request_text = text
-        job = self.deps.store.add(job)
-        self.emit("queued", job)
         return job
 
     # -- step 1
@@ -209,6 +227,14 @@ class JobPipeline:
                 raise UserError(f"unknown engine {engine!r}: use cycles, eevee or workbench") from None
         return spec
 
+    def start(self, job: Job) -> Fenced:
+        """A prepared render job becomes RUNNING (I/O thread, before it waits for the main thread)."""
+        result = self._write(job, "running", JobStatus.RUNNING)
+        if result is not Fenced.LOST:
+            job.status = JobStatus.RUNNING
+            self.emit("started", job)
+        return result
+
     # -- step 2
     def render(self, job: Job, *, should_stop: StopFn | None = None) -> RenderResult:
         """Blender's main thread only."""
@@ -225,14 +251,15 @@ class JobPipeline:
             raise RuntimeError("this node has no renderer")
         assert job.spec is not None, "prepare() first"
         spec = SceneSpec.model_validate(job.spec)
-        job.status = JobStatus.RUNNING
-        self._save(job)
-        self.emit("started", job)
         out_dir = self.job_dir(job)
         out_dir.mkdir(parents=True, exist_ok=True)
         last_emit = [0.0]
 
         def progress(p: RenderProgress) -> None:
+            job.progress = {"stage": p.stage, "frame": p.frame, "frames": p.frames,
+                            "elapsed_s": round(p.elapsed_s, 2)}
+            if self.progress_hook is not None:
+                self.progress_hook(job.id, dict(job.progress))
             now = time.monotonic()
             if now - last_emit[0] >= 0.25 or p.frame == p.frames:  # listeners throttle further
                 last_emit[0] = now
@@ -258,8 +285,13 @@ class JobPipeline:
         return self.deps.output_dir / job.id
 
     # -- step 3
-    def finish(self, job: Job, result: RenderResult | None = None) -> Job:
-        """Write the spec beside the outputs, store them, set the final status. Any thread."""
+    def finish(self, job: Job, result: RenderResult | None = None) -> Fenced:
+        """Write the spec beside the outputs, store them, set the final status. Any thread.
+
+        The final write is fenced: `Fenced.APPLIED` means this node's result is the job's
+        result and the listeners heard it; `LOST` means another node owns the job now and
+        this result was dropped; `BUFFERED`/`FAILED` mean the database did not answer and
+        the caller must confirm later (`announce_final`)."""
         try:
             if job.kind is JobKind.RENDER and job.spec is not None:
                 out_dir = self.job_dir(job)
@@ -274,15 +306,15 @@ class JobPipeline:
                 if result.stopped == "cancelled":
                     job.status, job.error = JobStatus.CANCELLED, "cancelled"
                 elif partial:
-                    # A turntable cut short by the time limit is still worth posting.
+                    # A turntable or still cut short by the time limit is still worth posting.
                     job.warnings.append(f"stopped early ({result.stopped}) after {result.frames} frame(s); "
                                         "the result is partial")
                 else:
                     job.status, job.error = JobStatus.FAILED, f"stopped: {result.stopped}"
-            if job.outputs and self.deps.output_store is not None:
-                job.status = JobStatus.UPLOADING if not job.status.is_final else job.status
-                if not job.status.is_final:
-                    self._save(job)
+            if job.outputs and self.deps.output_store is not None and not job.status.is_final:
+                if self._write(job, "uploading", JobStatus.UPLOADING) is Fenced.LOST:
+                    return Fenced.LOST
+                job.status = JobStatus.UPLOADING
                 start = time.perf_counter()
                 try:
                     job.outputs = self.deps.output_store.store(job, job.outputs)
@@ -290,17 +322,29 @@ class JobPipeline:
                     job.warnings.append(f"object storage unavailable ({exc}); outputs kept locally, "
                                         "upload queued: the storage link will follow")
                 _timed(job, "store_s", start)
-            if not job.status.is_final:
-                job.status = JobStatus.DONE
-            job.lease_owner = ""
-            self._save(job)
+            status = job.status if job.status.is_final else JobStatus.DONE
         except Exception as exc:
             log.exception("finishing job failed", extra={"job_id": job.id})
-            self.fail(job, f"could not finish: {exc}")
-            return job
-        self.emit({JobStatus.DONE: "done", JobStatus.CANCELLED: "cancelled"}.get(job.status, "failed"), job,
-                  message=job.error)
-        return job
+            return self.fail(job, f"could not finish: {exc}")
+        return self._final(job, status)
+
+    def _final(self, job: Job, status: JobStatus) -> Fenced:
+        job.progress = {}
+        written = self._write(job, "final", status)
+        if written is not Fenced.LOST:
+            job.status = status
+        if written is Fenced.APPLIED:
+            self.announce_final(job)
+        return written
+
+    def announce_final(self, job: Job) -> None:
+        """Tell the listeners a job's final state (once its final write is known to have applied)."""
+        kind = {JobStatus.DONE: "done", JobStatus.CANCELLED: "cancelled"}.get(job.status, "failed")
+        self.emit(kind, job, message=job.error)
+
+    def release(self, job: Job) -> Fenced:
+        """Hand an unfinished job back to the queue (a node stopping): no failure is counted."""
+        return self._write(job, "release", JobStatus.QUEUED)
 
     def output_stored_late(self, job_id: str, local_path: str, key: str, url: str) -> None:
         """A file queued during an object-storage outage is uploaded now: record its key and
@@ -316,39 +360,11 @@ class JobPipeline:
         if not changed:
             return
         try:
-            self.deps.store.save(job)
+            self.deps.store.set_outputs(job.id, job.outputs)
         except Exception:
             log.exception("could not record the late upload", extra={"job_id": job_id})
         self.emit("stored", job, message=url)
 
-    def fail(self, job: Job, message: str) -> Job:
-        job.status = JobStatus.FAILED
+    def fail(self, job: Job, message: str) -> Fenced:
         job.error = message
-        job.lease_owner = ""
-        try:
-            self._save(job)
-        except Exception:
-            log.exception("could not record failure", extra={"job_id": job.id})
-        self.emit("failed", job, message=message)
-        return job
-
-    # -- the whole thing, synchronously (CLI, tests, the panel's local render)
-    def run_sync(self, job: Job) -> Job:
-        job = self.submit(job)
-        claimed = self.deps.store.claim(job.id, self.deps.node_id, self.deps.lease_s)
-        if claimed is None:
-            raise RuntimeError(f"job {job.id} was taken by another node")
-        job = claimed
-        try:
-            job = self.prepare(job)
-        except UserError as exc:
-            self.fail(job, str(exc))
-            raise
-        result = None
-        if job.kind is JobKind.RENDER:
-            try:
-                result = self.render(job)
-            except Exception as exc:
-                log.exception("render failed", extra={"job_id": job.id})
-                return self.fail(job, f"render failed: {exc}")
-        return self.finish(job, result)
+        return self._final(job, JobStatus.FAILED)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.config import Settings
-from ..core.jobs import Job, JobKind, JobStatus, Requester
-from ..core.pipeline import JobEvent
+from ..core.jobs import Job, JobKind, Requester
+from ..core.pipeline import JobEvent, JobPipeline
 from .service_checks import ServiceCheckResult, service_urls, start_check
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,10 @@ def submit_local_render(settings: Settings, prompt: str, *, engine: str = "", on
     rt = ensure_runtime(settings, online_access=online_access)
     job = Job(kind=JobKind.RENDER, request_text=prompt, requester=Requester(source="blender_ui"),
               options={"engine": engine} if engine and engine != "DEFAULT" else {})
-    return rt.pipeline.submit(job)  # type: ignore[no-any-return]
+    job = JobPipeline.validate_request(job)  # bad input is reported at once, without I/O
+    # The insert runs on the I/O pool: a slow database must not freeze Blender.
+    rt.dispatcher(incremental=True).submit(job)
+    return job
 
 
 def cancel_current() -> str:
@@ -281,14 +284,14 @@ def cancel_current() -> str:
     rt = session.runtime
     if rt is None:
         return ""
-    job_id = session.current_job_id or getattr(rt.dispatcher(), "current_job_id", "")
-    if not job_id:
-        active = rt.store.list_jobs(statuses=(JobStatus.QUEUED, JobStatus.CLAIMED, JobStatus.RUNNING), limit=1)
-        job_id = active[0].id if active else ""
+    dispatcher = rt.dispatcher(incremental=True)
+    job_id = session.current_job_id or dispatcher.current_job_id
+    if not job_id:  # the newest unfinished job the panel knows of (in memory: no database here)
+        live = [r for r in recent_jobs() if r.status in ("queued", "claimed", "running", "uploading")]
+        job_id = live[0].job_id if live else ""
     if not job_id:
         return ""
-    rt.store.request_cancel(job_id)
-    rt.dispatcher().request_cancel(job_id)
+    dispatcher.request_cancel(job_id)  # stops it here at once; the store hears on the I/O pool
     return str(job_id)
 
 
@@ -313,23 +316,13 @@ def node_role() -> str:
     return "idle"
 
 
-_queue_cache: dict[str, float] = {"at": 0.0, "value": 0.0}
-QUEUE_CACHE_S = 1.0  # the panel redraws often while a job runs; the database need not hear each one
-
-
 def queue_length() -> int:
+    """Queued jobs in the shared table, as the dispatcher's I/O pool last counted them
+    (-1: the database did not answer). The panel draws often; it never waits on a database."""
     rt = session.runtime
     if rt is None:
         return 0
-    now = time.monotonic()
-    if now - _queue_cache["at"] < QUEUE_CACHE_S:
-        return int(_queue_cache["value"])
-    try:
-        value = int(rt.store.count((JobStatus.QUEUED,)))
-    except Exception:  # a database hiccup must not break drawing
-        value = -1
-    _queue_cache.update(at=now, value=float(value))
-    return value
+    return int(rt.dispatcher(incremental=True).queue_depth)
 
 
 def shutdown(timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -348,7 +341,6 @@ def shutdown(timeout_s: float = STOP_TIMEOUT_S) -> None:
             rt.close()
         except Exception:
             log.exception("runtime close failed")
-    _queue_cache.update(at=0.0, value=0.0)
     fresh = Session()
     for name in ("checks", "checks_pending", "jobs", "stopping", "refused", "last_error", "settings",
                  "current_job_id"):

@@ -57,15 +57,15 @@ _explode = {"job_id": ""}
 @pytest.fixture
 def addon(user_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
-    from slack_ai_addon.core.jobs import InMemoryJobStore
     from slack_ai_addon.core.pipeline import JobPipeline, PipelineDeps
     from slack_ai_addon.runtime import Runtime
     from slack_ai_addon.ui import state
+    from tests.job_store import temp_job_store
 
     interpreter = RedCubeInterpreter()
 
     def factory(settings: Any) -> Any:
-        store = InMemoryJobStore()
+        store = temp_job_store()
         out = tmp_path / "out"
         deps = PipelineDeps(store=store, interpreter=interpreter, output_dir=out, node_id="test-node",
                             renderer=FlakyRenderer())

@@ -9,9 +9,10 @@ import bpy
 import pytest
 from PIL import Image, ImageChops
 
-from slack_ai_addon.core.jobs import InMemoryJobStore, Job, JobKind, JobStatus
+from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps, SceneRenderer
 from slack_ai_addon.core.scene_spec import SceneSpec
+from tests.job_store import temp_job_store
 
 from .helpers import count_pixels, load_rgb, luminance, make_spec, spread
 
@@ -191,7 +192,7 @@ def test_pipeline_runs_with_the_blender_renderer(tmp_path: Path) -> None:
     from slack_ai_addon.blender.renderer import BlenderSceneRenderer
 
     renderer: SceneRenderer = BlenderSceneRenderer()
-    store = InMemoryJobStore()
+    store = temp_job_store()
     interpreter = FixedInterpreter(make_spec(objects=[{"primitive": "cube", "location": {"z": 0.5},
                                                        "material": {"base_color": "#ff0000"}}]))
     pipeline = JobPipeline(PipelineDeps(store=store, interpreter=interpreter, output_dir=tmp_path,

@@ -11,15 +11,16 @@ from test_agent_harness import StubAnalyzer, StubInterpreter, StubRenderer, clos
 
 from slack_ai_addon.agent.service import AgentService
 from slack_ai_addon.core.config import Settings
-from slack_ai_addon.core.jobs import InMemoryJobStore, JobStatus
+from slack_ai_addon.core.jobs import JobStatus
 from slack_ai_addon.core.pipeline import JobPipeline, PipelineDeps
 from slack_ai_addon.runtime import Runtime
+from tests.job_store import temp_job_store
 
 C = "C0RENDERS"
 
 
 def test_a_job_received_on_one_node_and_rendered_on_another_is_answered(tmp_path: Path) -> None:
-    store = InMemoryJobStore()
+    store = temp_job_store()
     # Node B: renders, connected first (the fake delivers envelopes to the newest connection).
     b_out = tmp_path / "b"
     b_out.mkdir()

@@ -19,10 +19,11 @@ from PIL import Image
 from headless_runner.sandbox.slack_server import FakeSlackServer
 from slack_ai_addon.agent.service import AgentService
 from slack_ai_addon.core.config import Settings
-from slack_ai_addon.core.jobs import InMemoryJobStore, JobOutput
+from slack_ai_addon.core.jobs import JobOutput
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps, RenderResult
 from slack_ai_addon.core.scene_spec import SceneSpec, SpecError, hex_to_rgb, parse_scene_spec
 from slack_ai_addon.runtime import Runtime
+from tests.job_store import JobStoreForTests, temp_job_store
 
 COLORS = {"red": "#ff0000", "blue": "#0000ff", "green": "#00ff00", "yellow": "#ffff00"}
 
@@ -112,7 +113,7 @@ class Harness:
     srv: FakeSlackServer
     agent: AgentService
     runtime: Runtime
-    store: InMemoryJobStore
+    store: JobStoreForTests
     renderer: StubRenderer
     interpreter: StubInterpreter
     drainer: threading.Thread | None = None
@@ -156,12 +157,12 @@ class Harness:
 def make_harness(tmp_path: Path, *, frame_s: float = 0.05, update_interval_s: float = 1.0,
                  post_interval_s: float = 0.1, ping_interval_s: float = 2.0, stale_after_s: float = 6.0,
                  server_kwargs: dict[str, Any] | None = None, admins: str = "",
-                 state_path: Path | None = None, store: InMemoryJobStore | None = None) -> Harness:
+                 state_path: Path | None = None, store: JobStoreForTests | None = None) -> Harness:
     srv = FakeSlackServer(**(server_kwargs or {})).start()
     settings = Settings(slack_bot_token="xoxb-sandbox", slack_app_token="xapp-sandbox",
                         slack_api_url=srv.api_url, output_dir=str(tmp_path / "out"), node_id="test-node",
                         admin_user_ids=admins, heartbeat_s=0.5)
-    store = store or InMemoryJobStore()
+    store = store or temp_job_store()
     renderer = StubRenderer(frame_s=frame_s)
     interpreter = StubInterpreter()
     out = tmp_path / "out"

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from slack_ai_addon.core.jobs import InMemoryJobStore
 from slack_ai_addon.core.pipeline import Interpretation
 from slack_ai_addon.core.scene_spec import SceneSpec
 from slack_ai_addon.providers import (
@@ -25,6 +24,7 @@ from slack_ai_addon.providers import (
 from slack_ai_addon.providers.accounting import CallRecorder
 from slack_ai_addon.providers.profiles import LMSTUDIO, OPENAI, ROUTELLM
 from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.job_store import temp_job_store
 
 KEY = "sk-primary-test-key-0001"
 RED_CUBE = {"objects": [{"primitive": "cube", "name": "cube", "location": {"x": 0, "y": 0, "z": 0.5},
@@ -111,7 +111,7 @@ FAILURES = [
 def test_fallback_under_each_failure_class(primary: FakeOpenAI, backup: FakeOpenAI, failure: Reply,
                                            kind: ErrorKind, primary_calls: int) -> None:
     primary.script(*([failure] * primary_calls))
-    store = InMemoryJobStore()
+    store = temp_job_store()
     interp, offline = interpreter(make_chain(primary, backup, store=store))
     result = interp.interpret("a red cube", correlation_id="cid-9")
     assert result.provider == "lmstudio:qwen2.5-7b-instruct"

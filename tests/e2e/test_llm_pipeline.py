@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from slack_ai_addon.core.config import Settings
-from slack_ai_addon.core.jobs import InMemoryJobStore, Job, JobKind, JobStatus
+from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps
 from slack_ai_addon.core.scene_spec import SceneSpec
 from slack_ai_addon.providers import (
@@ -25,6 +25,7 @@ from slack_ai_addon.providers import (
 )
 from slack_ai_addon.providers import client as client_module
 from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.job_store import JobStoreForTests, temp_job_store
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-pipeline-test-key-42424242"
@@ -67,14 +68,14 @@ def openai_fake() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-def pipeline(tmp_path: Path, store: InMemoryJobStore, *, analyzer: Any = None, interpreter: Any = None) -> JobPipeline:
+def pipeline(tmp_path: Path, store: JobStoreForTests, *, analyzer: Any = None, interpreter: Any = None) -> JobPipeline:
     return JobPipeline(PipelineDeps(store=store, interpreter=interpreter or NoInterpreter(), analyzer=analyzer,
                                     output_dir=tmp_path, node_id="test-node"))
 
 
 @pytest.mark.parametrize("text, expected", EXAMPLES)
 def test_analyze_offline_through_the_pipeline(tmp_path: Path, text: str, expected: str) -> None:
-    store = InMemoryJobStore()
+    store = temp_job_store()
     analyzer = build_analyzer(Settings(provider_order="offline"), store=store)
     job = pipeline(tmp_path, store, analyzer=analyzer).run_sync(Job(kind=JobKind.ANALYZE, request_text=text))
     assert job.status is JobStatus.DONE
@@ -86,7 +87,7 @@ def test_analyze_offline_through_the_pipeline(tmp_path: Path, text: str, expecte
 @pytest.mark.parametrize("text, expected", EXAMPLES)
 def test_analyze_with_the_llm_through_the_pipeline(tmp_path: Path, openai_fake: FakeOpenAI, text: str,
                                                    expected: str) -> None:
-    store = InMemoryJobStore()
+    store = temp_job_store()
     settings = Settings(openai_api_key=KEY, openai_base_url=openai_fake.base_url, provider_order="openai,offline")
     job = pipeline(tmp_path, store, analyzer=build_analyzer(settings, store=store)).run_sync(
         Job(kind=JobKind.ANALYZE, request_text=text))
@@ -108,13 +109,12 @@ def test_analyze_quoted_question_analyses_the_quote(tmp_path: Path, openai_fake:
 
 
 def test_render_prepare_uses_the_llm_when_configured(tmp_path: Path) -> None:
-    pytest.importorskip("slack_ai_addon.core.interpreter")
     from slack_ai_addon.providers import build_interpreter
 
     spec = {"objects": [{"primitive": "torus", "material": {"base_color": "#00ff00"}}],
             "output": {"engine": "workbench", "width": 64, "height": 48, "samples": 1}}
     with FakeOpenAI("routellm", api_key=KEY, responder=lambda body: spec) as fake:
-        store = InMemoryJobStore()
+        store = temp_job_store()
         settings = Settings(abacus_api_key=KEY, routellm_base_url=fake.base_url, provider_order="routellm,offline")
         pipe = pipeline(tmp_path, store, interpreter=build_interpreter(settings, store=store))
         job = store.claim(pipe.submit(Job(kind=JobKind.RENDER, request_text="a green donut")).id, "n", 60)
@@ -128,12 +128,11 @@ def test_render_prepare_uses_the_llm_when_configured(tmp_path: Path) -> None:
 
 
 def test_render_prepare_falls_back_to_offline_and_says_so(tmp_path: Path) -> None:
-    pytest.importorskip("slack_ai_addon.core.interpreter")
     from slack_ai_addon.providers import build_interpreter
 
     with FakeOpenAI("routellm", api_key=KEY) as abacus, FakeOpenAI("openai", api_key="the-real-key-0000") as oai:
         abacus.out_of_credits = True
-        store = InMemoryJobStore()
+        store = temp_job_store()
         settings = Settings(abacus_api_key=KEY, routellm_base_url=abacus.base_url, openai_api_key=KEY,
                             openai_base_url=oai.base_url, provider_order="routellm,openai,offline")
         pipe = pipeline(tmp_path, store, interpreter=build_interpreter(settings, store=store))
@@ -165,7 +164,6 @@ def test_intent_with_the_llm_and_offline(openai_fake: FakeOpenAI) -> None:
 
 
 def test_cli_analyze_json_offline(tmp_path: Path) -> None:
-    pytest.importorskip("slack_ai_addon.storage")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ABACUS_API_KEY")}
     env.update(SLACK_AI_PROVIDER_ORDER="offline", SLACK_AI_OUTPUT_DIR=str(tmp_path / "out"),
                PYTHONPATH=str(REPO))

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from slack_ai_addon.core.config import Settings
-from slack_ai_addon.core.jobs import InMemoryJobStore
 from slack_ai_addon.providers import (
     CooldownBook,
     ErrorKind,
@@ -28,6 +27,7 @@ from slack_ai_addon.providers.analysis import SentimentResult
 from slack_ai_addon.providers.profiles import LLAMACPP, LMSTUDIO
 from slack_ai_addon.providers.structured import model_parser
 from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.job_store import temp_job_store
 
 LEAKY_ENV_KEY = "sk-env-key-that-must-never-leave-1234567890"
 ABACUS_KEY = "abacus-test-key-0123456789"
@@ -79,7 +79,7 @@ def assert_no_leak(*fakes: FakeOpenAI) -> None:
 
 def test_routellm_happy_path(routellm: FakeOpenAI) -> None:
     routellm.script(Reply.json(POSITIVE))
-    store = InMemoryJobStore()
+    store = temp_job_store()
     settings = Settings(abacus_api_key=ABACUS_KEY, routellm_base_url=routellm.base_url, provider_order="routellm")
     chain = build_chain(settings, store=store, cooldowns=CooldownBook())
     result = chain.run(analysis_task(), correlation_id="cid-1")
@@ -131,7 +131,7 @@ def test_openai_reasoning_model_request_is_adapted(openai_fake: FakeOpenAI) -> N
 def test_lmstudio_happy_path_discovers_the_loaded_model(lmstudio: FakeOpenAI) -> None:
     lmstudio.script(Reply.json(POSITIVE))
     settings = Settings(lm_studio_base_url=lmstudio.base_url, provider_order="lmstudio")
-    store = InMemoryJobStore()
+    store = temp_job_store()
     result = build_chain(settings, store=store, cooldowns=CooldownBook()).run(analysis_task())
     assert result.provider_tag == "lmstudio:qwen2.5-7b-instruct"
     assert [c.path for c in lmstudio.calls] == ["/api/v0/models", "/v1/chat/completions"]
@@ -158,7 +158,7 @@ def test_llamacpp_profile_speaks_json_object_with_schema() -> None:
 def test_streaming_answer_is_assembled(openai_fake: FakeOpenAI) -> None:
     openai_fake.script(Reply.json(POSITIVE))
     settings = Settings(openai_api_key=OPENAI_KEY, openai_base_url=openai_fake.base_url, provider_order="openai")
-    store = InMemoryJobStore()
+    store = temp_job_store()
     result = build_chain(settings, store=store, cooldowns=CooldownBook()).run(analysis_task(stream=True))
     assert result.value.model_dump() == POSITIVE
     body = openai_fake.chat_calls()[0].json
@@ -225,12 +225,14 @@ def test_analyzer_caches_identical_requests(openai_fake: FakeOpenAI) -> None:
 
 
 def test_lmstudio_picks_a_loaded_llm_not_the_embedding_model_listed_first(lmstudio: FakeOpenAI) -> None:
-    from tests.fakes.fake_openai import LMSTUDIO_EMBEDDING_MODEL
-
+    # Under JIT loading /v1/models lists every downloaded model, an embedding model too
+    # (reference/llm-providers.md 2.4); only /api/v0/models says which is a loaded LLM.
+    lmstudio.embedding_models = ["text-embedding-nomic-embed-text-v1.5"]
     lmstudio.models = ["llama-3.2-3b-instruct", "qwen2.5-7b-instruct"]
     lmstudio.not_loaded_models = ["llama-3.2-3b-instruct"]
     client = ProviderClient(LMSTUDIO, base_url=lmstudio.base_url)
-    assert client.list_models()[0] == LMSTUDIO_EMBEDDING_MODEL  # what /v1/models puts first under JIT
+    assert client.list_models() == ["text-embedding-nomic-embed-text-v1.5", "llama-3.2-3b-instruct",
+                                    "qwen2.5-7b-instruct"]
     assert client.model() == "qwen2.5-7b-instruct"  # the loaded one
     assert client_module.choose_lmstudio_model(
         [{"id": "nomic-embed", "type": "embeddings", "state": "loaded"},

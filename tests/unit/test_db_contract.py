@@ -11,12 +11,14 @@ import pytest
 from slack_ai_addon.core.jobs import (
     MAX_REQUEST_CHARS,
     ActivityRecorder,
-    InvalidTransition,
+    Fenced,
     Job,
     JobKind,
     JobOutput,
     JobStatus,
     JobStore,
+    Lease,
+    Renewal,
     Requester,
 )
 from slack_ai_addon.storage.db import open_sql_store
@@ -44,25 +46,73 @@ def check_protocols_and_roundtrip(store) -> None:
     assert store.get("nope") is None
 
 
-def check_save_transitions(store) -> None:
+def check_fenced_transitions(store) -> None:
     job = store.add(_job())
-    with pytest.raises(KeyError):
-        store.save(_job())
-    job.status = JobStatus.DONE  # queued -> done is not allowed
-    with pytest.raises(InvalidTransition):
-        store.save(job)
+    # No lease yet: nothing a node may write.
+    assert store.transition(Lease(job.id, "n1", 0), "final", job, JobStatus.DONE) is Fenced.LOST
+    assert store.get(job.id).status is JobStatus.QUEUED
     claimed = store.claim(job.id, "n1", 30)
-    claimed.status = JobStatus.RUNNING
-    claimed.timings = {"render_s": 1.25}
+    assert claimed.lease == Lease(job.id, "n1", 1)
+    claimed.timings = {"interpret_s": 0.5}
     claimed.result = {"provider": "offline"}
-    store.save(claimed)
+    claimed.spec = {"objects": []}
+    assert store.transition(claimed.lease, "running", claimed, JobStatus.RUNNING) is Fenced.APPLIED
     got = store.get(job.id)
-    assert got.status is JobStatus.RUNNING and got.timings == {"render_s": 1.25} and got.result == claimed.result
-    got.status = JobStatus.DONE
-    store.save(got)
-    got.status = JobStatus.RUNNING  # final states are final
-    with pytest.raises(InvalidTransition):
-        store.save(got)
+    assert got.status is JobStatus.RUNNING and got.timings == {"interpret_s": 0.5} and got.spec == {"objects": []}
+    # A write owns its columns only: progress does not touch the timings or the status.
+    claimed.timings = {"bogus": 1.0}
+    claimed.progress = {"stage": "rendering", "frame": 3, "frames": 24}
+    assert store.transition(claimed.lease, "progress", claimed) is Fenced.APPLIED
+    got = store.get(job.id)
+    assert got.progress["frame"] == 3 and got.timings == {"interpret_s": 0.5} and got.status is JobStatus.RUNNING
+    # The wrong owner, or the right owner with an old attempt, changes nothing.
+    assert store.transition(Lease(job.id, "n2", 1), "final", claimed, JobStatus.DONE) is Fenced.LOST
+    assert store.transition(Lease(job.id, "n1", 0), "final", claimed, JobStatus.DONE) is Fenced.LOST
+    assert store.get(job.id).status is JobStatus.RUNNING
+    claimed.timings = {"render_s": 1.25}
+    claimed.outputs = [JobOutput("image", "/tmp/x.png", "image/png", 3)]
+    assert store.transition(claimed.lease, "final", claimed, JobStatus.DONE) is Fenced.APPLIED
+    got = store.get(job.id)
+    assert got.status is JobStatus.DONE and got.timings == {"render_s": 1.25} and got.outputs[0].path == "/tmp/x.png"
+    assert got.progress == {}
+    # Final states are final, even for the owner: a second final write is dropped.
+    assert store.transition(claimed.lease, "final", claimed, JobStatus.FAILED) is Fenced.LOST
+    assert store.transition(claimed.lease, "running", claimed, JobStatus.RUNNING) is Fenced.LOST
+    assert store.get(job.id).status is JobStatus.DONE
+    with pytest.raises(ValueError):
+        store.transition(claimed.lease, "progress", claimed, JobStatus.DONE)  # progress owns no status
+
+
+def check_stale_owner_never_changes_a_row(store) -> None:
+    """The bug a new user hit: a node's in-memory copy must not undo a renewal, a claim by
+    another node, the Slack ts, or the failed_nodes list."""
+    job = store.add(_job())
+    first = store.claim(job.id, "n1", 0.0)  # a lease that is already over
+    assert store.requeue_expired(time.time() + 1) == [job.id]
+    second = store.claim_next("n2", 60)
+    assert second.id == job.id and second.attempts == 2
+    store.set_slack_ts(job.id, "1700000000.000200")
+    before = store.get(job.id)
+    first.error = "stale"
+    for write, status in (("running", JobStatus.RUNNING), ("uploading", JobStatus.UPLOADING),
+                          ("final", JobStatus.FAILED), ("release", JobStatus.QUEUED), ("progress", None)):
+        assert store.transition(first.lease, write, first, status) is Fenced.LOST
+    assert store.renew_lease(first.lease, 60) is Renewal.LOST
+    after = store.get(job.id)
+    assert after.to_dict() == before.to_dict()
+    assert after.failed_nodes == ["n1"] and after.lease_owner == "n2" and after.slack_ts == "1700000000.000200"
+    # The same owner name with a newer claim (a restarted node with a fixed id) is a new lease.
+    assert store.transition(Lease(job.id, "n2", 1), "final", first, JobStatus.DONE) is Fenced.LOST
+
+
+def check_release_hands_back_without_a_failure(store) -> None:
+    job = store.add(_job())
+    claimed = store.claim(job.id, "n1", 60)
+    assert store.transition(claimed.lease, "release", claimed, JobStatus.QUEUED) is Fenced.APPLIED
+    got = store.get(job.id)
+    assert got.status is JobStatus.QUEUED and got.lease_owner == "" and got.failed_nodes == []
+    again = store.claim_next("n1", 60)  # not counted as a failure here: the same node may take it
+    assert again.id == job.id and again.attempts == 2
 
 
 def check_claim_order_kinds_and_leases(store) -> None:
@@ -77,19 +127,23 @@ def check_claim_order_kinds_and_leases(store) -> None:
     assert store.claim(c.id, "n2", 60).id == c.id
     assert store.claim(c.id, "n3", 60) is None  # already taken
     assert store.claim_next("n1", 60) is None
-    assert store.renew_lease(a.id, "n1", 60) is True
-    assert store.renew_lease(a.id, "n2", 60) is False  # not ours
+    before = store.get(a.id).lease_expires_at
+    assert store.renew_lease(first.lease, 120) is Renewal.KEPT
+    assert store.get(a.id).lease_expires_at > before
+    assert store.renew_lease(Lease(a.id, "n2", 1), 60) is Renewal.LOST  # not ours
     assert store.count((JobStatus.CLAIMED,)) == 3
 
 
 def check_requeue_and_three_node_rule(store) -> None:
     job = store.add(_job())
     for i, node in enumerate(["n1", "n2", "n3"]):
+        if i > 0:  # n1 never takes back a job whose lease ran out on it
+            assert store.claim_next("n1", 60) is None
         claimed = store.claim_next(node, 0.0)
         assert claimed is not None and claimed.id == job.id and claimed.attempts == i + 1
-        assert store.claim_next("n1", 60) is None or i == 0  # n1 never takes a job that failed on it
         ids = store.requeue_expired(time.time() + 1)
         assert ids == [job.id]
+        assert store.get(job.id).failed_nodes == ["n1", "n2", "n3"][: i + 1]
     final = store.get(job.id)
     assert final.status is JobStatus.FAILED and final.failed_nodes == ["n1", "n2", "n3"]
     assert "3 nodes" in final.error
@@ -110,13 +164,12 @@ def check_cancel(store) -> None:
     assert cancelled.status is JobStatus.CANCELLED and cancelled.error
     running = store.add(_job())
     job = store.claim(running.id, "n1", 60)
-    job.status = JobStatus.RUNNING
-    store.save(job)
+    assert store.transition(job.lease, "running", job, JobStatus.RUNNING) is Fenced.APPLIED
     flagged = store.request_cancel(running.id)
     assert flagged.status is JobStatus.RUNNING and flagged.cancel_requested
-    assert store.renew_lease(running.id, "n1", 60) is False  # the heartbeat hears the cancel
-    job.timings["render_s"] = 2.0  # a stale copy saved by the worker does not clear the request
-    store.save(job)
+    assert store.renew_lease(job.lease, 60) is Renewal.CANCEL  # the heartbeat hears the cancel
+    job.timings["render_s"] = 2.0  # the worker's own writes do not clear the request
+    assert store.transition(job.lease, "progress", job) is Fenced.APPLIED
     assert store.get(running.id).cancel_requested
     assert store.request_cancel("missing") is None
 
@@ -161,11 +214,9 @@ def check_analytics(store) -> None:
         job = store.add(_job(created=now - i, requester=Requester(user_id=user, user_name=user.lower(),
                                                                   channel_id="C1")))
         job = store.claim(job.id, "n", 60)
-        job.status = JobStatus.RUNNING
-        store.save(job)
-        job.status = status
+        assert store.transition(job.lease, "running", job, JobStatus.RUNNING) is Fenced.APPLIED
         job.timings = {"render_s": secs} if secs else {}
-        store.save(job)
+        assert store.transition(job.lease, "final", job, status) is Fenced.APPLIED
     store.record_llm_call(correlation_id="c", provider="openai", requested_model="gpt-4o-mini",
                           actual_model="gpt-4o-mini", task="interpret", latency_ms=120.0, prompt_tokens=100,
                           completion_tokens=20, cost_usd=0.0015)
@@ -190,10 +241,37 @@ def check_set_slack_ts_touches_only_that_column(store) -> None:
     got = store.get(job.id)
     assert got.slack_ts == "1700000000.000100"
     assert got.status is JobStatus.CLAIMED and got.lease_owner == "n1" and got.attempts == 1
+    # ...and the renderer's later writes keep it.
+    assert store.transition(claimed.lease, "running", claimed, JobStatus.RUNNING) is Fenced.APPLIED
+    assert store.transition(claimed.lease, "final", claimed, JobStatus.DONE) is Fenced.APPLIED
+    assert store.get(job.id).slack_ts == "1700000000.000100"
 
 
-CHECKS = [check_set_slack_ts_touches_only_that_column,
-          check_protocols_and_roundtrip, check_save_transitions, check_claim_order_kinds_and_leases,
+def check_thread_lookup(store) -> None:
+    slash = store.add(_job("a cube", created=time.time() - 10,
+                           requester=Requester(channel_id="C1", user_id="U1", source="slack")))
+    store.set_slack_ts(slash.id, "100.1")
+    mention = store.add(_job("a sphere", requester=Requester(channel_id="C1", thread_ts="200.2", source="slack")))
+    edit = store.add(_job("make it blue", requester=Requester(channel_id="C1", thread_ts="100.1", source="slack")))
+    assert store.find_thread_job("C1", "100.1").id == edit.id  # the newest job of the thread
+    assert store.find_thread_job("C1", "200.2").id == mention.id
+    assert store.find_thread_job("C2", "100.1") is None
+    assert store.find_thread_job("C1", "") is None
+
+
+def check_late_outputs_touch_only_outputs(store) -> None:
+    job = store.add(_job())
+    claimed = store.claim(job.id, "n1", 60)
+    claimed.outputs = [JobOutput("image", "/tmp/a.png")]
+    assert store.transition(claimed.lease, "final", claimed, JobStatus.DONE) is Fenced.APPLIED
+    store.set_outputs(job.id, [JobOutput("image", "/tmp/a.png", s3_key="k", url="https://x/k")])
+    got = store.get(job.id)
+    assert got.outputs[0].s3_key == "k" and got.status is JobStatus.DONE
+
+
+CHECKS = [check_set_slack_ts_touches_only_that_column, check_thread_lookup, check_late_outputs_touch_only_outputs,
+          check_fenced_transitions, check_stale_owner_never_changes_a_row, check_release_hands_back_without_a_failure,
+          check_protocols_and_roundtrip, check_claim_order_kinds_and_leases,
           check_requeue_and_three_node_rule, check_failed_node_is_skipped, check_cancel, check_list_and_count,
           check_hostile_text_is_data, check_huge_prompt_truncated, check_analytics]
 
@@ -216,10 +294,3 @@ def test_sqlite_is_wal(sqlite_store, tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "sub" / "jobs.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-
-
-def test_in_memory_store_gives_the_same_stats() -> None:
-    """build_stats also accepts the in-memory store (the agent's tests use it)."""
-    from slack_ai_addon.core.jobs import InMemoryJobStore
-
-    check_analytics(InMemoryJobStore())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
-from slack_ai_addon.storage.db import LATEST_VERSION, MIGRATIONS, open_sql_store
+from slack_ai_addon.core.jobs import Fenced, Job, JobKind, JobStatus, Renewal
+from slack_ai_addon.storage.db import LATEST_VERSION, MIGRATIONS, DatabaseUnavailable, open_sql_store
 
 
 def _open(tmp_path: Path, **kw):
@@ -125,22 +125,21 @@ def _down() -> None:
     raise sqlite3.OperationalError("disk I/O error (injected)")
 
 
-def test_outage_buffers_saves_and_records_then_replays_exactly_once(tmp_path: Path) -> None:
+def test_outage_buffers_transitions_and_records_then_replays_exactly_once(tmp_path: Path) -> None:
     store = _open(tmp_path)
     job = store.add(Job(kind=JobKind.RENDER, request_text="a cube"))
     job = store.claim(job.id, "n1", 60)
 
     store.fault_hook = _down  # the database goes away while the job is in flight
-    job.status = JobStatus.RUNNING
-    store.save(job)  # no exception: buffered
+    assert store.transition(job.lease, "running", job, JobStatus.RUNNING) is Fenced.BUFFERED
     store.record_message(correlation_id=job.correlation_id, direction="in", text="first", job_id=job.id)
     store.record_llm_call(correlation_id=job.correlation_id, provider="offline", requested_model="",
                           actual_model="", task="interpret", latency_ms=1.0, job_id=job.id)
-    assert store.renew_lease(job.id, "n1", 60) is True  # keep going rather than self-cancel
-    assert store.get(job.id).status is JobStatus.RUNNING  # answered from the outbox
-    job.status = JobStatus.DONE
+    assert store.renew_lease(job.lease, 60) is Renewal.UNKNOWN  # keep going rather than self-cancel
+    with pytest.raises(DatabaseUnavailable):
+        store.get(job.id)  # no made-up answers while the database is away
     job.timings = {"render_s": 0.5}
-    store.save(job)
+    assert store.transition(job.lease, "final", job, JobStatus.DONE) is Fenced.BUFFERED
     store.record_message(correlation_id=job.correlation_id, direction="out", text="second", job_id=job.id)
     assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 5
 
@@ -149,14 +148,11 @@ def test_outage_buffers_saves_and_records_then_replays_exactly_once(tmp_path: Pa
 
     def flaky() -> None:
         calls["n"] += 1
-        if calls["n"] > 3:  # the buffered save (a look at the row, then the write) and one message
+        if calls["n"] > 2:  # the buffered RUNNING write and one message
             _down()
 
     store.fault_hook = flaky
-    from slack_ai_addon.storage.db import DatabaseUnavailable
-
-    with pytest.raises(DatabaseUnavailable):
-        store.flush_outbox()
+    assert store.flush_outbox() == 2
     assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 3
 
     store.fault_hook = None
@@ -182,7 +178,7 @@ def test_replaying_the_same_outbox_twice_writes_nothing_new(tmp_path: Path) -> N
     saved = (tmp_path / "outbox.jsonl").read_text()
     store.fault_hook = None
     assert store.flush_outbox() == 1
-    (tmp_path / "outbox.jsonl").write_text(saved)  # e.g. a crash before the file was truncated
+    (tmp_path / "outbox.jsonl").write_text(saved)  # e.g. a crash before the file was rewritten
     assert store.flush_outbox() == 1
     conn = sqlite3.connect(tmp_path / "jobs.db")
     assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
@@ -190,20 +186,20 @@ def test_replaying_the_same_outbox_twice_writes_nothing_new(tmp_path: Path) -> N
     store.close()
 
 
-def test_stale_buffered_save_is_dropped_and_audited(tmp_path: Path) -> None:
+def test_stale_buffered_write_is_dropped_and_audited(tmp_path: Path) -> None:
     store = _open(tmp_path)
     job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="x")).id, "n1", 0.0)
     store.fault_hook = _down
-    job.status = JobStatus.RUNNING
-    store.save(job)
+    assert store.transition(job.lease, "running", job, JobStatus.RUNNING) is Fenced.BUFFERED
     store.fault_hook = None
     other = open_sql_store(f"sqlite:///{tmp_path / 'jobs.db'}", outbox_path=tmp_path / "other-outbox.jsonl")
     assert other.requeue_expired(time.time() + 1) == [job.id]  # another node's sweep got there first
     other.close()
-    assert store.flush_outbox() == 1  # queued -> running is not a valid move: the stale save loses
-    assert store.get(job.id).status is JobStatus.QUEUED
+    assert store.flush_outbox() == 1  # the lease is gone: the stale write loses
+    got = store.get(job.id)
+    assert got.status is JobStatus.QUEUED and got.failed_nodes == ["n1"]
     conn = sqlite3.connect(tmp_path / "jobs.db")
-    assert conn.execute("SELECT action, target FROM audit_log").fetchall() == [("stale_save_dropped", job.id)]
+    assert conn.execute("SELECT action, target FROM audit_log").fetchall() == [("stale_write_dropped", job.id)]
     conn.close()
     store.close()
 
@@ -212,11 +208,9 @@ def test_a_job_finished_during_an_outage_is_not_requeued_when_the_database_retur
     store = _open(tmp_path)
     job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 0.2)
     store.fault_hook = _down
-    job.status = JobStatus.RUNNING
-    store.save(job)
-    job.status = JobStatus.DONE
-    store.save(job)  # both buffered; the lease runs out meanwhile
-    time.sleep(0.3)
+    assert store.transition(job.lease, "running", job, JobStatus.RUNNING) is Fenced.BUFFERED
+    assert store.transition(job.lease, "final", job, JobStatus.DONE) is Fenced.BUFFERED
+    time.sleep(0.3)  # the lease runs out meanwhile
     store.fault_hook = None
     assert store.requeue_expired() == []  # the buffered DONE landed first
     assert store.get(job.id).status is JobStatus.DONE
@@ -224,14 +218,12 @@ def test_a_job_finished_during_an_outage_is_not_requeued_when_the_database_retur
     store.close()
 
 
-def test_a_buffered_save_loses_to_a_newer_claim_by_another_node(tmp_path: Path) -> None:
+def test_a_buffered_write_loses_to_a_newer_claim_by_another_node(tmp_path: Path) -> None:
     n1 = _open(tmp_path)
     job = n1.claim(n1.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 0.0)
     n1.fault_hook = _down  # n1 is cut off and finishes on its own
-    job.status = JobStatus.RUNNING
-    n1.save(job)
-    job.status = JobStatus.DONE
-    n1.save(job)
+    n1.transition(job.lease, "running", job, JobStatus.RUNNING)
+    n1.transition(job.lease, "final", job, JobStatus.DONE)
     n2 = open_sql_store(f"sqlite:///{tmp_path / 'jobs.db'}", outbox_path=tmp_path / "n2-outbox.jsonl")
     assert n2.requeue_expired(time.time() + 1) == [job.id]  # n1's lease ran out: n2 takes over
     taken = n2.claim_next("n2", 60)
@@ -239,9 +231,67 @@ def test_a_buffered_save_loses_to_a_newer_claim_by_another_node(tmp_path: Path) 
     n1.fault_hook = None
     n1.flush_outbox()  # n1 comes back: its stale RUNNING/DONE must not overwrite n2's claim
     now = n2.get(job.id)
-    assert now.status is JobStatus.CLAIMED and now.lease_owner == "n2"
+    assert now.status is JobStatus.CLAIMED and now.lease_owner == "n2" and now.failed_nodes == ["n1"]
     n1.close()
     n2.close()
+
+
+def test_a_poisoned_outbox_entry_is_quarantined_and_the_rest_still_apply(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 60)
+    store.fault_hook = _down
+    store.record_message(correlation_id="c", direction="in", text="before")
+    # A lone surrogate (half of an emoji, cut by a client) is valid JSON but no driver can
+    # encode it: before, this one entry blocked every later write, claim and sweep.
+    store.record_message(correlation_id="c", direction="in", text="broken \ud83d text")
+    (tmp_path / "outbox.jsonl").open("a").write("{not json\n")
+    store.record_message(correlation_id="c", direction="in", text="after")
+    assert store.transition(job.lease, "final", job, JobStatus.DONE) is Fenced.BUFFERED
+    store.fault_hook = None
+    assert store.claim_next("n2", 60) is None  # the claim replays first and is not blocked
+    assert not store.outbox.pending()
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    assert [r[0] for r in conn.execute("SELECT body FROM messages ORDER BY id")] == ["before", "after"]
+    conn.close()
+    assert store.get(job.id).status is JobStatus.DONE
+    quarantined = store.outbox.quarantined()
+    assert len(quarantined) == 2
+    assert "UnicodeEncodeError" in quarantined[0]["reason"] and "unreadable" in quarantined[1]["reason"]
+    store.close()
+
+
+def test_disk_full_while_buffering_is_reported_and_loses_nothing_already_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import os as os_module
+
+    from slack_ai_addon.storage.db import outbox as outbox_module
+
+    store = _open(tmp_path)
+    job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 60)
+    store.fault_hook = _down
+    store.record_message(correlation_id="c", direction="in", text="kept")
+    assert store.transition(job.lease, "running", job, JobStatus.RUNNING) is Fenced.BUFFERED
+    before = (tmp_path / "outbox.jsonl").read_bytes()
+
+    real_fsync = os_module.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outbox_module.os, "fsync", full)
+    store.record_message(correlation_id="c", direction="in", text="does not fit")  # no exception
+    assert store.transition(job.lease, "final", job, JobStatus.DONE) is Fenced.FAILED  # told, not raised
+    assert "No space left on device" in store.outbox.last_error
+    assert "could not buffer" in caplog.text
+    assert (tmp_path / "outbox.jsonl").read_bytes() == before  # what was there is intact
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.setattr(outbox_module.os, "fsync", real_fsync)
+
+    store.fault_hook = None
+    assert store.flush_outbox() == 2
+    assert store.get(job.id).status is JobStatus.RUNNING
+    store.close()
 
 
 def test_unknown_database_url_is_a_clear_error(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ import sqlglot
 from pymssql import _mssql
 from sqlglot import exp
 
-from slack_ai_addon.core.jobs import Job, JobKind, JobStatus, Requester
+from slack_ai_addon.core.jobs import Job, JobKind, JobOutput, JobStatus, Requester
 from slack_ai_addon.storage.db import backends
 from slack_ai_addon.storage.db.outbox import Outbox
-from slack_ai_addon.storage.db.sql import JOB_COLUMNS_V3
+from slack_ai_addon.storage.db.sql import JOB_COLUMNS_V4
 from slack_ai_addon.storage.db.store import SqlJobStore
 
 EVIL = "'; DROP TABLE jobs; --"
@@ -30,7 +30,7 @@ BOBBY = "Robert'); --"
 
 def _job_row() -> dict[str, Any]:
     job = Job(kind=JobKind.RENDER, request_text=EVIL, requester=Requester(user_name=BOBBY))
-    row = {c: None for c, _ in JOB_COLUMNS_V3}
+    row = {c: None for c, _ in JOB_COLUMNS_V4}
     row.update(id=job.id, kind="render", status="running", request_text=EVIL, user_name=BOBBY, attempts=1,
                failed_nodes="[]", lease_owner="n1", lease_expires_at=time.time() + 60, cancel_requested=0,
                created_at=job.created_at, updated_at=job.created_at, options="{}", result="{}", warnings="[]",
@@ -117,11 +117,15 @@ def _exercise(store: SqlJobStore) -> None:
     store.get(job.id)
     store.claim_next("node-1", 60)
     store.claim_next("node-1", 60, (JobKind.RENDER, JobKind.ANALYZE))
-    store.claim(job.id, "node-1", 60)
-    store.renew_lease(job.id, "node-1", 60)
+    claimed = store.claim(job.id, "node-1", 60)
+    assert claimed is not None
+    store.renew_lease(claimed.lease, 60)
     store.set_slack_ts(job.id, "1700000000.000100")
-    job.status = JobStatus.RUNNING
-    store.save(job)
+    store.set_outputs(job.id, [JobOutput("image", "/tmp/x.png")])
+    store.find_thread_job("C1", "1700000000.000100")
+    for write, status in (("running", JobStatus.RUNNING), ("progress", None), ("uploading", JobStatus.UPLOADING),
+                          ("final", JobStatus.DONE), ("release", JobStatus.QUEUED)):
+        store.transition(claimed.lease, write, claimed, status)
     store.requeue_expired()
     store.request_cancel(job.id)
     store.list_jobs()
@@ -137,7 +141,7 @@ def _exercise(store: SqlJobStore) -> None:
         raise OSError("connection refused (injected)")
 
     store.fault_hook = down
-    store.save(job)
+    store.transition(claimed.lease, "final", claimed, JobStatus.DONE)
     store.record_message(correlation_id="c", direction="out", text="buffered")
     store.fault_hook = None
     assert store.flush_outbox() == 2
@@ -195,7 +199,7 @@ def test_migrations_run_inside_the_applock(recorded: list[tuple[str, dict[str, A
     first_create = sqls.index(next(s for s in sqls if s.startswith("CREATE TABLE jobs")))
     assert lock < first_create
     assert sqls[lock + 1].startswith("IF OBJECT_ID(N'schema_version', N'U') IS NULL CREATE TABLE")
-    assert sum(1 for s in sqls if s.startswith("INSERT INTO schema_version")) == 3
+    assert sum(1 for s in sqls if s.startswith("INSERT INTO schema_version")) == 4
 
 
 def test_password_never_in_redacted_url() -> None:

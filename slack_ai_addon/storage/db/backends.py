@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,16 @@ class SqliteBackend(Backend):
         # never opens a deferred transaction that could deadlock on upgrade to a writer.
         conn = sqlite3.connect(str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL needs a moment of exclusive access and does not wait on
+        # the busy handler: two nodes opening a fresh database at once would see "locked".
+        for attempt in range(100):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         conn.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         return conn

@@ -48,10 +48,20 @@ def _v3(q: Queries) -> list[str]:
     ]
 
 
+def _v4(q: Queries) -> list[str]:
+    # Progress any node can read, and the thread lookup a follow-up on another node needs.
+    return [
+        q.d.add_column("jobs", "progress", "json"),
+        "CREATE INDEX ix_jobs_channel_slack_ts ON jobs (channel_id, slack_ts)",
+        "CREATE INDEX ix_jobs_channel_thread_ts ON jobs (channel_id, thread_ts)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table", _v1),
     Migration(2, "messages, llm_calls, audit_log", _v2),
     Migration(3, "analytics: jobs.render_s and indexes", _v3),
+    Migration(4, "jobs.progress; thread lookup indexes", _v4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 MIGRATION_LOCK_RESOURCE = "slack_ai_addon.migrations"

@@ -43,6 +43,8 @@ JOB_COLUMNS: tuple[tuple[str, str], ...] = (
     ("created_at", "float"), ("updated_at", "float"), ("correlation_id", "key"),
 )
 JOB_COLUMNS_V3: tuple[tuple[str, str], ...] = JOB_COLUMNS + (("render_s", "float"),)
+# Migration 4: the running node's latest progress, so every node and panel can show it.
+JOB_COLUMNS_V4: tuple[tuple[str, str], ...] = JOB_COLUMNS_V3 + (("progress", "json"),)
 
 MESSAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_key", "key"), ("created_at", "float"), ("correlation_id", "key"), ("direction", "short"),
@@ -138,7 +140,7 @@ class Queries:
 
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
-        self.job_columns = [c for c, _ in JOB_COLUMNS_V3]
+        self.job_columns = [c for c, _ in JOB_COLUMNS_V4]
 
     def _p(self, sql: str) -> str:
         return self.d.params(sql)
@@ -191,12 +193,15 @@ class Queries:
     def job_status(self) -> str:
         return self._p("SELECT status FROM jobs WHERE id = :id")
 
-    def save_job(self, allowed_old: int) -> str:
-        # A cancel request is sticky: a stale copy saved by the worker must not clear it.
-        sets = [f"{c} = :{c}" for c in self.job_columns if c not in ("id", "created_at", "cancel_requested")]
-        sets.append("cancel_requested = CASE WHEN cancel_requested = 1 THEN 1 ELSE :cancel_requested END")
-        return self._p(f"UPDATE jobs SET {', '.join(sets)} "
-                       f"WHERE id = :id AND status IN ({in_list('old', allowed_old)})")
+    def fenced_update(self, columns: tuple[str, ...], allowed_old: int) -> str:
+        """A write under a lease: it applies only while the row still names this owner and
+        this attempt (the fencing token) and holds one of the statuses it may move from."""
+        for column in columns:
+            if column not in self.job_columns or column in ("id", "created_at", "attempts", "lease_expires_at"):
+                raise ValueError(f"not a column a fenced write may own: {column}")
+        sets = ", ".join(f"{c} = :{c}" for c in columns)
+        return self._p(f"UPDATE jobs SET {sets}, updated_at = :now WHERE id = :id AND lease_owner = :owner "
+                       f"AND attempts = :attempt AND status IN ({in_list('old', allowed_old)})")
 
     def _claim_set(self) -> str:
         return ("status = :claimed, lease_owner = :owner, lease_expires_at = :expires, "
@@ -225,7 +230,8 @@ class Queries:
     def renew_lease(self) -> str:
         return self._p(self.d.update_returning(
             "jobs", "lease_expires_at = :expires",
-            f"id = :id AND lease_owner = :owner AND status IN ({in_list('live', 3)})", "cancel_requested"))
+            f"id = :id AND lease_owner = :owner AND attempts = :attempt AND status IN ({in_list('live', 3)})",
+            "cancel_requested"))
 
     def expired_leases(self) -> str:
         return self._p(
@@ -246,6 +252,17 @@ class Queries:
 
     def set_slack_ts(self) -> str:
         return self._p("UPDATE jobs SET slack_ts = :ts, updated_at = :now WHERE id = :id")
+
+    def set_outputs(self) -> str:
+        return self._p("UPDATE jobs SET outputs = :outputs, updated_at = :now WHERE id = :id")
+
+    def find_thread_job(self) -> str:
+        # A slash command's thread hangs under its placeholder (slack_ts); a mention's under
+        # the message it answered (thread_ts). The newest job of the thread is the one a
+        # follow-up edits.
+        return self._p(f"SELECT {self.d.top('1')}* FROM jobs WHERE channel_id = :channel AND kind = :kind "
+                       "AND (slack_ts = :ts OR thread_ts = :ts) ORDER BY created_at DESC, id DESC"
+                       f"{self.d.limit('1')}")
 
     def cancel_running(self) -> str:
         return self._p("UPDATE jobs SET cancel_requested = 1, updated_at = :now "

@@ -19,28 +19,31 @@ from contextlib import contextmanager
 from typing import Any
 
 from ...core.jobs import (
+    LIVE_STATUSES,
     MAX_NODE_FAILURES,
     MAX_REQUEST_CHARS,
-    TRANSITIONS,
-    InvalidTransition,
+    WRITE_COLUMNS,
+    Fenced,
     Job,
     JobKind,
     JobOutput,
     JobStatus,
+    Lease,
+    Renewal,
     Requester,
-    check_transition,
+    allowed_from,
 )
 from .backends import Backend, DatabaseUnavailable
-from .outbox import Outbox
+from .outbox import Outbox, StillUnavailable
 from .schema import LATEST_VERSION, MIGRATION_LOCK_RESOURCE, MIGRATIONS
-from .sql import COLUMN_LIMITS, HISTORY_TABLES, JOB_COLUMNS_V3, Queries, in_params
+from .sql import COLUMN_LIMITS, HISTORY_TABLES, JOB_COLUMNS_V4, Queries, in_params
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 40_000  # free text in history rows (messages, audit details, errors)
-LIVE = (JobStatus.CLAIMED.value, JobStatus.RUNNING.value, JobStatus.UPLOADING.value)
-_JSON_COLUMNS = {c for c, k in JOB_COLUMNS_V3 if k == "json"}
-_KINDS = dict(JOB_COLUMNS_V3)
+LIVE = tuple(s.value for s in LIVE_STATUSES)
+_JSON_COLUMNS = {c for c, k in JOB_COLUMNS_V4 if k == "json"}
+_KINDS = dict(JOB_COLUMNS_V4)
 
 
 def clip(value: str, limit: int) -> str:
@@ -73,6 +76,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "timings": job.timings, "outputs": [o.__dict__ for o in job.outputs], "error": job.error,
         "slack_ts": job.slack_ts, "created_at": float(job.created_at), "updated_at": float(job.updated_at),
         "correlation_id": job.correlation_id, "render_s": float(render_s) if render_s is not None else None,
+        "progress": job.progress,
     }
     for col in _JSON_COLUMNS:
         row[col] = json.dumps(row[col], default=str)
@@ -100,7 +104,7 @@ def row_to_job(row: dict[str, Any]) -> Job:
         cancel_requested=bool(row["cancel_requested"]), timings=js("timings", {}),
         outputs=[JobOutput(**o) for o in js("outputs", [])], error=row["error"] or "",
         slack_ts=row["slack_ts"] or "", created_at=float(row["created_at"]), updated_at=float(row["updated_at"]),
-        correlation_id=row["correlation_id"] or "",
+        correlation_id=row["correlation_id"] or "", progress=js("progress", {}),
     )
 
 
@@ -113,10 +117,6 @@ def _fit_request(job: Job) -> Job:
     return job
 
 
-def _allowed_old(new: JobStatus) -> list[str]:
-    return [old.value for old in JobStatus if old is new or new in TRANSITIONS[old]]
-
-
 class SqlJobStore:
     """JobStore + ActivityRecorder on a SQL database. Thread- and multi-process safe."""
 
@@ -127,6 +127,8 @@ class SqlJobStore:
         # Test hook: called before every database round trip; raise a driver error from it
         # to simulate an outage.
         self.fault_hook: Callable[[], None] | None = None
+        # Lease times come from here; a model-based test drives its own clock.
+        self.clock: Callable[[], float] = time.time
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
@@ -241,37 +243,42 @@ class SqlJobStore:
 
     # ------------------------------------------------------------------ outbox
     def flush_outbox(self) -> int:
-        """Write buffered records now; returns how many. Raises DatabaseUnavailable if still down."""
+        """Write buffered records now; returns how many (what stays waits for the next try)."""
         return self.outbox.replay(self._apply_outbox_entry)
 
     def _apply_outbox_entry(self, entry: dict[str, Any]) -> None:
         data = entry["data"]
-        if entry["type"] == "save":
-            try:
-                buffered = Job.from_dict(data)
-                with self._tx() as cur:
-                    rows = self._rows(self._exec(cur, self.q.get_job(), {"id": buffered.id}))
-                if rows and int(rows[0]["attempts"] or 0) > buffered.attempts:
-                    # Claimed again since this copy was buffered (our lease ran out during the
-                    # outage and another node took the job): its state wins over ours.
-                    raise InvalidTransition(f"job was claimed again (attempt {rows[0]['attempts']}) "
-                                            f"after this save (attempt {buffered.attempts}) was buffered")
-                self._save_now(buffered)
-            except (KeyError, InvalidTransition) as exc:
-                # The job moved on while we were cut off (e.g. another node requeued it);
-                # the newer state wins and the stale one is noted in the audit log.
-                log.warning("outbox: dropped stale save of job %s: %s", data.get("id"), exc)
-                self._insert_record("audit_log", {
-                    "record_key": entry["key"], "created_at": time.time(), "actor": "outbox",
-                    "action": "stale_save_dropped", "target": str(data.get("id", "")), "detail": str(exc),
-                    "allowed": 0})
-        else:
-            self._insert_record(entry["type"], data)
+        kind = entry["type"]
+        try:
+            if kind == "transition":
+                lease = Lease(str(data["job_id"]), str(data["owner"]), int(data["attempt"]))
+                status = JobStatus(data["status"]) if data.get("status") else None
+                result = self._transition_now(lease, str(data["write"]), dict(data["row"]), status,
+                                              float(data["at"]))
+                if result is Fenced.LOST:
+                    # The lease moved on while we were cut off (expired, another node took the
+                    # job): the newer state wins; the dropped write is noted in the audit log.
+                    log.warning("outbox: dropped a stale %s write of job %s (lease lost)", data["write"],
+                                lease.job_id)
+                    self._insert_record("audit_log", {
+                        "record_key": entry["key"], "created_at": self.clock(), "actor": "outbox",
+                        "action": "stale_write_dropped", "target": lease.job_id,
+                        "detail": f"{data['write']} by {lease.owner} attempt {lease.attempt}: lease lost",
+                        "allowed": 0})
+            elif kind in HISTORY_TABLES:
+                self._insert_record(kind, data)
+            else:
+                raise ValueError(f"unknown outbox record type {kind!r}")
+        except DatabaseUnavailable as exc:
+            raise StillUnavailable(str(exc)) from exc
 
     def _catch_up(self) -> None:
-        """Replay the outbox before a new write, so records stay in order."""
+        """Replay the outbox before a new write, so records stay in order. Raises
+        DatabaseUnavailable when the database is still down."""
         if self.outbox.pending():
             self.flush_outbox()
+            if self.outbox.pending():
+                raise DatabaseUnavailable("database unavailable: buffered writes are still waiting")
 
     # ------------------------------------------------------------------ JobStore
     def add(self, job: Job) -> Job:
@@ -285,39 +292,46 @@ class SqlJobStore:
         return job.copy()
 
     def get(self, job_id: str) -> Job | None:
-        try:
-            with self._tx() as cur:
-                rows = self._rows(self._exec(cur, self.q.get_job(), {"id": job_id}))
-        except DatabaseUnavailable:
-            # Keep in-flight jobs going: answer from what we buffered, else "unknown".
-            buffered = self.outbox.latest_job(job_id)
-            log.warning("database unavailable; get(%s) answered from the outbox", job_id)
-            return Job.from_dict(buffered) if buffered else None
+        with self._tx() as cur:
+            rows = self._rows(self._exec(cur, self.q.get_job(), {"id": job_id}))
         return row_to_job(rows[0]) if rows else None
 
-    def save(self, job: Job) -> None:
-        job.updated_at = time.time()
+    def transition(self, lease: Lease, write: str, job: Job, status: JobStatus | None = None) -> Fenced:
+        columns = WRITE_COLUMNS[write]
+        if ("status" in columns) != (status is not None):
+            raise ValueError(f"a {write} write {'needs' if 'status' in columns else 'takes no'} status")
+        job = _fit_request(job.copy())
+        if status is not None:
+            job.status = status
+        if write == "release":
+            job.lease_owner = ""
+        if write in ("final", "release"):
+            job.progress = {}  # no render is going on any more
+        full = job_to_row(job)
+        row = {c: full[c] for c in columns}
+        now = self.clock()
         try:
             self._catch_up()
-            self._save_now(job)
+            return self._transition_now(lease, write, row, status, now)
         except DatabaseUnavailable as exc:
-            log.warning("database unavailable; job save buffered in the outbox: %s", exc)
-            self.outbox.append("save", uuid.uuid4().hex, _fit_request(job.copy()).to_dict())
+            entry = {"job_id": lease.job_id, "owner": lease.owner, "attempt": lease.attempt, "write": write,
+                     "status": status.value if status is not None else "", "row": row, "at": now}
+            if write == "progress":
+                return Fenced.FAILED  # stale by the next beat: not worth buffering
+            log.warning("database unavailable; %s write of job %s buffered: %s", write, lease.job_id, exc)
+            if self.outbox.append("transition", uuid.uuid4().hex, entry):
+                return Fenced.BUFFERED
+            return Fenced.FAILED
 
-    def _save_now(self, job: Job) -> None:
-        job = _fit_request(job.copy())
-        row = job_to_row(job)
-        allowed = _allowed_old(job.status)
-        params = dict(row, **in_params("old", allowed))
-        for _ in range(3):  # a transition that raced with another writer is re-checked
-            with self._tx() as cur:
-                if self._exec(cur, self.q.save_job(len(allowed)), params).rowcount:
-                    return
-                rows = self._rows(self._exec(cur, self.q.job_status(), {"id": job.id}))
-            if not rows:
-                raise KeyError(job.id)
-            check_transition(JobStatus(rows[0]["status"]), job.status)
-        raise InvalidTransition(f"job {job.id}: status kept changing under us")
+    def _transition_now(self, lease: Lease, write: str, row: dict[str, Any], status: JobStatus | None,
+                        now: float) -> Fenced:
+        allowed = allowed_from(status) if status is not None else LIVE_STATUSES
+        columns = WRITE_COLUMNS[write]
+        params = dict(row, id=lease.job_id, owner=lease.owner, attempt=lease.attempt, now=now,
+                      **in_params("old", [s.value for s in allowed]))
+        with self._tx() as cur:
+            changed = self._exec(cur, self.q.fenced_update(columns, len(allowed)), params).rowcount
+        return Fenced.APPLIED if changed else Fenced.LOST
 
     def _claim(self, sql: str, params: dict[str, Any]) -> Job | None:
         with self._tx() as cur:
@@ -325,7 +339,7 @@ class SqlJobStore:
         return row_to_job(rows[0]) if rows else None
 
     def _claim_params(self, owner: str, lease_s: float) -> dict[str, Any]:
-        now = time.time()
+        now = self.clock()
         return {"claimed": JobStatus.CLAIMED.value, "queued": JobStatus.QUEUED.value, "owner": owner,
                 "expires": now + lease_s, "now": now}
 
@@ -340,22 +354,25 @@ class SqlJobStore:
     def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
         return self._claim(self.q.claim_one(), dict(self._claim_params(owner, lease_s), id=job_id))
 
-    def renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
-        params = dict({"id": job_id, "owner": owner, "expires": time.time() + lease_s}, **in_params("live", LIVE))
+    def renew_lease(self, lease: Lease, lease_s: float) -> Renewal:
+        params = dict({"id": lease.job_id, "owner": lease.owner, "attempt": lease.attempt,
+                       "expires": self.clock() + lease_s}, **in_params("live", LIVE))
         try:
             with self._tx() as cur:
                 rows = self._rows(self._exec(cur, self.q.renew_lease(), params))
         except DatabaseUnavailable as exc:
-            # We cannot tell; saying False would make the dispatcher cancel a healthy job.
-            log.warning("database unavailable; lease of %s assumed kept: %s", job_id, exc)
-            return True
-        return bool(rows) and not rows[0]["cancel_requested"]
+            # We cannot tell; calling it lost would stop a healthy render.
+            log.warning("database unavailable; lease of %s not renewed this beat: %s", lease.job_id, exc)
+            return Renewal.UNKNOWN
+        if not rows:
+            return Renewal.LOST
+        return Renewal.CANCEL if rows[0]["cancel_requested"] else Renewal.KEPT
 
     def requeue_expired(self, now: float | None = None) -> list[str]:
         # Buffered saves first: a job this node finished while the database was down still
         # looks "running" with an old lease, and must not be handed to another node.
         self._catch_up()
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         ids: list[str] = []
         with self._tx() as cur:
             params = dict({"now": now}, **in_params("live", LIVE))
@@ -379,7 +396,7 @@ class SqlJobStore:
         return ids
 
     def request_cancel(self, job_id: str) -> Job | None:
-        now = time.time()
+        now = self.clock()
         with self._tx() as cur:
             self._exec(cur, self.q.cancel_queued(), {"cancelled": JobStatus.CANCELLED.value, "queued":
                                                     JobStatus.QUEUED.value, "error": "cancelled before it started",
@@ -390,7 +407,21 @@ class SqlJobStore:
 
     def set_slack_ts(self, job_id: str, ts: str) -> None:
         with self._tx() as cur:
-            self._exec(cur, self.q.set_slack_ts(), {"ts": ts, "now": time.time(), "id": job_id})
+            self._exec(cur, self.q.set_slack_ts(), {"ts": _clip_column("name", ts), "now": self.clock(),
+                                                    "id": job_id})
+
+    def set_outputs(self, job_id: str, outputs: list[JobOutput]) -> None:
+        with self._tx() as cur:
+            self._exec(cur, self.q.set_outputs(), {"outputs": json.dumps([o.__dict__ for o in outputs]),
+                                                   "now": self.clock(), "id": job_id})
+
+    def find_thread_job(self, channel_id: str, thread_ts: str) -> Job | None:
+        if not channel_id or not thread_ts:
+            return None
+        with self._tx() as cur:
+            rows = self._rows(self._exec(cur, self.q.find_thread_job(), {
+                "channel": channel_id, "ts": thread_ts, "kind": JobKind.RENDER.value}))
+        return row_to_job(rows[0]) if rows else None
 
     def list_jobs(self, *, user_id: str = "", statuses: tuple[JobStatus, ...] | None = None,
                   limit: int = 20) -> list[Job]:
