@@ -28,7 +28,8 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m headless_runner",
                                      description="Slack AI render agent: headless runner")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: WARNING for one-shot)")
+    parser.add_argument("--log-level", default=None,
+                        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: WARNING for one-shot, INFO for serve)")
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -49,7 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = args.log_level or ("INFO" if args.subcommand in ("serve", "sandbox") else "WARNING")
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+    if args.log_level:
+        # Checked like every other setting, before logging is set up: a bad level is bad input.
+        from slack_ai_addon.core.config import ConfigError, flag_source, validate_setting
+
+        try:
+            level = validate_setting("log_level", args.log_level, flag_source("log_level"))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args._unavailable:
         print(f"error: '{args.subcommand}' is not available here: {args._unavailable}", file=sys.stderr)

@@ -450,7 +450,6 @@ def validate_settings(settings: _S, sources: Mapping[str, str] | None = None) ->
 
     `sources` names where each value came from (missing: "default"). Returns a checked copy.
     """
-    return settings
     sources = sources or {}
     secrets = [v for n in SECRET_FIELDS if isinstance(v := getattr(settings, n, ""), str) and v]
     if isinstance(settings.database_url, str) and url_password(settings.database_url):

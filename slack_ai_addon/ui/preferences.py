@@ -138,7 +138,9 @@ def get_prefs(context: Any = None) -> Any:
 
 
 def settings_from_prefs(context: Any = None) -> Settings:
-    """The plain Settings the threads get. Raises ConfigError for an unreadable config file."""
+    """The plain Settings the threads get, checked (core.config.validate_settings). Raises
+    ConfigError (one line: the setting, where its value came from, what is allowed) for a bad
+    value or an unreadable config file."""
     prefs = get_prefs(context)
     if prefs is None:
         return load_settings()
@@ -208,6 +210,10 @@ def load_settings_or_report(operator: Any, context: Any) -> Settings | None:
         return settings_from_prefs(context)
     except ConfigError as exc:
         operator.report({"ERROR"}, str(exc))
+        if state.session.agent is None:
+            # The sidebar's connection line says why nothing connects (cleared by the next connect).
+            state.session.refused = str(exc)
+            state.session.changed = True
         return None
 
 
