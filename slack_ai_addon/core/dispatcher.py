@@ -264,7 +264,7 @@ class Dispatcher:
                 self._flush_buffered_records()
                 try:
                     for job_id in self.store.requeue_expired():
-                        log.warning("lease expired; job requeued", extra={"job_id": job_id})
+                        self._after_expiry(job_id)
                 except Exception as exc:
                     log.warning("lease sweep failed: %s", exc)
                 self._confirm_parked()
@@ -281,6 +281,19 @@ class Dispatcher:
                 self._claim_more()
         except BaseException:  # the pool would swallow it
             log.exception("dispatcher housekeeping failed")
+
+    def _after_expiry(self, job_id: str) -> None:
+        """This node's sweep moved a job whose lease ran out: back to the queue, or failed
+        for good after three nodes. The sweep that failed it is the one that says so (the
+        guarded update lets exactly one sweep do it), so the user hears exactly once."""
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        if job.status is JobStatus.FAILED:
+            log.warning("lease expired on %d nodes; job failed", len(job.failed_nodes), extra={"job_id": job_id})
+            self.pipeline.announce_final(job)
+        else:
+            log.warning("lease expired; job requeued", extra={"job_id": job_id})
 
     def _claim_next(self) -> Job | None:
         if self.claim_only is None:

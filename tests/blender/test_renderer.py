@@ -9,6 +9,7 @@ import bpy
 import pytest
 from PIL import Image, ImageChops
 
+from slack_ai_addon.core.dispatcher import run_one_job
 from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps, SceneRenderer
 from slack_ai_addon.core.scene_spec import SceneSpec
@@ -197,7 +198,7 @@ def test_pipeline_runs_with_the_blender_renderer(tmp_path: Path) -> None:
                                                        "material": {"base_color": "#ff0000"}}]))
     pipeline = JobPipeline(PipelineDeps(store=store, interpreter=interpreter, output_dir=tmp_path,
                                         node_id="test-node", renderer=renderer))
-    job = pipeline.run_sync(Job(kind=JobKind.RENDER, request_text="a red cube"))
+    job = run_one_job(pipeline, Job(kind=JobKind.RENDER, request_text="a red cube"))
     assert job.status is JobStatus.DONE, job.error
     assert interpreter.calls == ["a red cube"]
     stored = store.get(job.id)

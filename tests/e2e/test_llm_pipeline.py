@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from slack_ai_addon.core.config import Settings
+from slack_ai_addon.core.dispatcher import run_one_job
 from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps
 from slack_ai_addon.core.scene_spec import SceneSpec
@@ -77,7 +78,7 @@ def pipeline(tmp_path: Path, store: JobStoreForTests, *, analyzer: Any = None, i
 def test_analyze_offline_through_the_pipeline(tmp_path: Path, text: str, expected: str) -> None:
     store = temp_job_store()
     analyzer = build_analyzer(Settings(provider_order="offline"), store=store)
-    job = pipeline(tmp_path, store, analyzer=analyzer).run_sync(Job(kind=JobKind.ANALYZE, request_text=text))
+    job = run_one_job(pipeline(tmp_path, store, analyzer=analyzer), Job(kind=JobKind.ANALYZE, request_text=text))
     assert job.status is JobStatus.DONE
     assert job.result["sentiment"] == expected
     assert job.result["provider"] == "offline" and job.result["model"] == "vader"
@@ -89,7 +90,7 @@ def test_analyze_with_the_llm_through_the_pipeline(tmp_path: Path, openai_fake: 
                                                    expected: str) -> None:
     store = temp_job_store()
     settings = Settings(openai_api_key=KEY, openai_base_url=openai_fake.base_url, provider_order="openai,offline")
-    job = pipeline(tmp_path, store, analyzer=build_analyzer(settings, store=store)).run_sync(
+    job = run_one_job(pipeline(tmp_path, store, analyzer=build_analyzer(settings, store=store)),
         Job(kind=JobKind.ANALYZE, request_text=text))
     assert job.status is JobStatus.DONE
     assert job.result["sentiment"] == expected

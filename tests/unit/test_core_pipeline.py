@@ -319,3 +319,72 @@ def test_claim_only_takes_just_the_listed_jobs(tmp_path: Path) -> None:
         assert own == set()
     finally:
         disp.shutdown()
+
+
+def test_main_thread_never_waits_on_a_slow_database(tmp_path: Path) -> None:
+    """A database that takes 1 s per call (SQL Server across a bad link): the GUI driver's
+    drain stays within its budget plus one render step, and the job still finishes."""
+
+    class SlowSteps(SteppedRenderer):
+        def render_steps(self, spec, out_dir, *, job_id, progress, should_stop):  # type: ignore[no-untyped-def]
+            def slow_progress(p: RenderProgress) -> None:
+                time.sleep(0.03)  # one render step's work
+                progress(p)
+            return (yield from super().render_steps(spec, out_dir, job_id=job_id, progress=slow_progress,
+                                                    should_stop=should_stop))
+
+    pipe, events = _pipeline(tmp_path, renderer=SlowSteps())
+    store = pipe.deps.store
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))
+    main = threading.current_thread()
+    calls_on_main: list[str] = []
+
+    def slow_database() -> None:
+        if threading.current_thread() is main:
+            calls_on_main.append("db")
+        time.sleep(1.0)
+
+    store.fault_hook = slow_database  # type: ignore[attr-defined]
+    disp = Dispatcher(pipe, incremental=True, heartbeat_s=0.5)
+    budget = 0.05
+    longest = 0.0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not disp.settled(job.id):
+            start = time.perf_counter()
+            disp.drain(budget)
+            longest = max(longest, time.perf_counter() - start)
+            disp.queue_depth  # what the panel reads: memory only  # noqa: B018
+            time.sleep(0.01)
+        assert disp.settled(job.id), "the job did not finish"
+    finally:
+        store.fault_hook = None  # type: ignore[attr-defined]
+        disp.shutdown()
+    assert calls_on_main == []
+    # One render step is ~0.03 s; a drain that waited on the database would take >= 1 s.
+    assert longest < budget + 0.03 + 0.15, longest
+    final = store.get(job.id)
+    assert final is not None and final.status is JobStatus.DONE
+    assert events.kinds().count("done") == 1
+
+
+def test_a_job_that_ran_out_of_nodes_is_announced_once_by_the_sweep(tmp_path: Path) -> None:
+    pipe, events = _pipeline(tmp_path)
+    store = pipe.deps.store
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
+    for node in ("a", "b", "c"):  # three nodes took it and died
+        assert store.claim_next(node, 0.0) is not None
+        if node != "c":
+            store.requeue_expired(time.time() + 1)
+    time.sleep(0.01)
+    disp = Dispatcher(pipe, heartbeat_s=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "failed" not in events.kinds():
+            disp.drain(0.01)
+            time.sleep(0.02)
+    finally:
+        disp.shutdown()
+    final = store.get(job.id)
+    assert final is not None and final.status is JobStatus.FAILED and "3 nodes" in final.error
+    assert events.kinds().count("failed") == 1
