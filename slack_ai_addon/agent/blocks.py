@@ -37,7 +37,9 @@ def clip(text: str, limit: int = SECTION_LIMIT) -> str:
 
 
 def escape(text: str) -> str:
-    """User text shown back in mrkdwn: Slack's three control characters."""
+    """User text shown back in mrkdwn: Slack's three control characters. The plain `text` of
+    a message needs it as much as its blocks: Slack parses `<!channel>` there too (and the
+    notification would ping the whole channel)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -86,7 +88,7 @@ def _engine(job: Job) -> str:
 
 def queued_message(job: Job, position: int = 0) -> tuple[str, Blocks]:
     where = f" (#{position} in the queue)" if position > 1 else ""
-    text = f"⏳ Queued{where}: {clip(job.request_text, 200)}"
+    text = f"⏳ Queued{where}: {escape(clip(job.request_text, 200))}"
     blocks: Blocks = [section(f"⏳ *Queued*{where}\n{_request_line(job)}"),
                       context(f"job `{job.id}`", f"requested by <@{job.requester.user_id}>"
                               if job.requester.user_id else ""),
@@ -125,7 +127,7 @@ def done_message(job: Job, total_s: float, uploaded: bool) -> tuple[str, Blocks]
     outputs = [o for o in job.outputs if o.role in ("image", "video", "poster")]
     where = "Result in the thread below." if uploaded else "The upload to Slack failed; see the thread."
     head = f"✅ *Done in {fmt_seconds(total_s)}*: {where}"
-    text = f"✅ Done in {fmt_seconds(total_s)}: {clip(job.request_text, 200)}"
+    text = f"✅ Done in {fmt_seconds(total_s)}: {escape(clip(job.request_text, 200))}"
     blocks: Blocks = [section(f"{head}\n{_request_line(job)}")]
     extra: list[str] = []
     if job.warnings:
@@ -145,7 +147,7 @@ def done_message(job: Job, total_s: float, uploaded: bool) -> tuple[str, Blocks]
 
 def failed_message(job: Job, error: str, total_s: float | None = None) -> tuple[str, Blocks]:
     took = f" after {fmt_seconds(total_s)}" if total_s is not None else ""
-    text = f"❌ Render failed{took}: {clip(error, 300)}"
+    text = f"❌ Render failed{took}: {escape(clip(error, 300))}"
     blocks: Blocks = [section(f"❌ *Failed{took}*: {escape(clip(error, 1500))}\n{_request_line(job)}")]
     saved = [o for o in job.outputs if o.role in ("image", "video", "poster")]
     if saved:
@@ -156,7 +158,7 @@ def failed_message(job: Job, error: str, total_s: float | None = None) -> tuple[
 
 def cancelled_message(job: Job, by: str = "", frames_done: str = "") -> tuple[str, Blocks]:
     who = f" by <@{by}>" if by else ""
-    text = f"🛑 Cancelled{who}: {clip(job.request_text, 200)}"
+    text = f"🛑 Cancelled{who}: {escape(clip(job.request_text, 200))}"
     detail = f" ({frames_done})" if frames_done else ""
     blocks: Blocks = [section(f"🛑 *Cancelled{who}*{detail}\n{_request_line(job)}"), context(f"job `{job.id}`")]
     return text, blocks

@@ -18,6 +18,7 @@ import logging
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,9 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 INTENTS = ("render", "edit", "analyze", "help", "status", "chitchat")
+# A second click on the same result button within this window (a double click, an impatient
+# click while the first is being queued) is answered with a pointer, not a second job.
+REPEAT_CLICK_S = 60.0
 
 
 @dataclass
@@ -108,6 +112,8 @@ class AgentRouter:
         self.status_text = status_text
         self.cancel_local = cancel_local
         self.on_submit = on_submit
+        self._clicks: dict[tuple[str, str], float] = {}  # (action, job id) -> when it was accepted
+        self._clicks_lock = threading.Lock()
 
     # ------------------------------------------------------------------ step 1: the ack
     def ack_payload(self, envelope_type: str, payload: Any) -> dict[str, Any] | None:
@@ -134,9 +140,9 @@ class AgentRouter:
                 if sub in ("status", "jobs", "stats", "cancel"):
                     return None  # answered through response_url once the lookups are done
                 return {"response_type": "ephemeral",
-                        "text": f"I don't know `/blender {bk.clip(sub, 40)}`.\n\n{bk.HELP_TEXT}"}
+                        "text": f"I don't know `/blender {bk.escape(bk.clip(sub, 40))}`.\n\n{bk.HELP_TEXT}"}
             return {"response_type": "ephemeral",
-                    "text": f"I don't handle `{bk.clip(command, 40) or '?'}`. Try `/blender help`."}
+                    "text": f"I don't handle `{bk.escape(bk.clip(command, 40)) or '?'}`. Try `/blender help`."}
         except Exception:  # a malformed payload still gets a plain ack
             log.exception("building the ack payload failed")
             return None
@@ -435,9 +441,29 @@ class AgentRouter:
         if action_id == bk.ACTION_CANCEL:
             self._in_io(lambda: self._tell_ephemeral(target, self.cancel_job(job_id, user)))
         elif action_id in (bk.ACTION_RERENDER_HQ, bk.ACTION_GET_BLEND):
+            if _JOB_ID.match(job_id) and not self._first_click(action_id, job_id):
+                self._in_io(lambda: self._tell_ephemeral(target, f"⏳ That was already requested for `{job_id}` a "
+                                                                 "moment ago; the result comes in this thread."))
+                return
             requester = Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user,
                                   thread_ts=thread_ts, response_url=response_url, source="slack")
             self._in_io(lambda: self._derived_job(action_id, job_id, requester))
+
+    def _first_click(self, action_id: str, job_id: str) -> bool:
+        """True for the first click of a result button within REPEAT_CLICK_S (and remembers it).
+        Per node: the socket worker threads of one agent share it."""
+        now = time.monotonic()
+        with self._clicks_lock:
+            self._clicks = {k: t for k, t in self._clicks.items() if now - t < REPEAT_CLICK_S}
+            if (action_id, job_id) in self._clicks:
+                return False
+            self._clicks[(action_id, job_id)] = now
+            return True
+
+    def _forget_click(self, action_id: str, job_id: str) -> None:
+        """The click came to nothing (job gone, upload or submit failed): a retry may go ahead."""
+        with self._clicks_lock:
+            self._clicks.pop((action_id, job_id), None)
 
     def _tell_ephemeral(self, target: ReplyTarget, text: str) -> None:
         if target.response_url and self.outbox.respond(target.response_url, text):
@@ -450,6 +476,7 @@ class AgentRouter:
                              thread_ts=requester.thread_ts)
         parent = self.store.get(parent_id) if _JOB_ID.match(parent_id) else None
         if parent is None or parent.spec is None:
+            self._forget_click(action_id, parent_id)
             self._tell_ephemeral(target, "That job is gone; start a new `/render`.")
             return
         if action_id == bk.ACTION_GET_BLEND:
@@ -459,6 +486,7 @@ class AgentRouter:
                     self.outbox.upload(target.channel, target.thread_ts, [(blend[0].path, f"{parent.id}.blend")],
                                        f".blend of job `{parent.id}`", job_id=parent.id)
                 except Exception as exc:
+                    self._forget_click(action_id, parent_id)
                     self._tell_ephemeral(target, f"⚠️ Upload failed ({type(exc).__name__}); the file is at "
                                                  f"`{blend[0].path}`.")
                 return
@@ -470,7 +498,8 @@ class AgentRouter:
         job = Job(kind=JobKind.RENDER, request_text="", spec=spec, parent_job_id=parent.id, options=options,
                   requester=requester)
         target.job_id = job.id
-        self.submit_job(job, target)
+        if self.submit_job(job, target) is None:
+            self._forget_click(action_id, parent_id)
 
 
 def high_quality(spec: dict[str, Any]) -> dict[str, Any]:
