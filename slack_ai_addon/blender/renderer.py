@@ -85,7 +85,11 @@ def run_render_operator(scene: Any, **kwargs: Any) -> set[str]:
         return set(bpy.ops.render.render(**kwargs))
 
 
-def _render_still(scene: Any, path: Path) -> None:
+def _render_still(scene: Any, path: Path, *, seconds_left: float | None = None) -> None:
+    if seconds_left is not None and scene.render.engine == "CYCLES" and hasattr(scene.cycles, "time_limit"):
+        # The job's time limit also holds inside one frame: Cycles stops sampling at its
+        # per-frame time limit and writes what it has (noisier, never missing).
+        scene.cycles.time_limit = max(1.0, seconds_left)
     scene.render.filepath = str(path)
     result = run_render_operator(scene, write_still=True)
     if "FINISHED" not in result or not path.exists():
@@ -156,7 +160,8 @@ class BlenderSceneRenderer:
                         built.set_frame(i)
                         path = frame_dir / f"frame_{i:04d}.png"
                         compat.set_still_format(built.scene, "PNG")
-                        _render_still(built.scene, path)
+                        _render_still(built.scene, path,
+                                      seconds_left=spec.output.time_limit_s - (time.perf_counter() - start))
                         frame_paths.append(path)
                         frames_done = i
                         progress(RenderProgress("rendering", i, built.frames, time.perf_counter() - start))
@@ -181,8 +186,14 @@ class BlenderSceneRenderer:
                     jpeg = spec.output.format is OutputFormat.JPEG
                     compat.set_still_format(built.scene, "JPEG" if jpeg else "PNG", self.jpeg_quality)
                     path = out_dir / ("image.jpg" if jpeg else "image.png")
-                    _render_still(built.scene, path)
+                    # Said before the frame starts: a still is one long frame, and Slack and
+                    # the other nodes should see "rendering" while it runs, not "building".
+                    progress(RenderProgress("rendering", 0, 1, time.perf_counter() - start))
+                    _render_still(built.scene, path,
+                                  seconds_left=spec.output.time_limit_s - (time.perf_counter() - start))
                     frames_done = 1
+                    if time.perf_counter() - start >= spec.output.time_limit_s:
+                        stopped = "time limit"  # sampling was cut short: say the result is partial
                     timings["render_s"] = time.perf_counter() - t
                     progress(RenderProgress("rendering", 1, 1, time.perf_counter() - start))
                     t = time.perf_counter()

@@ -46,6 +46,7 @@ class _Held:
     """A job this node holds a lease on, and what the heartbeat learnt about it."""
 
     lease: Lease
+    kind: JobKind = JobKind.RENDER
     cancel: bool = False
     lost: bool = False
     progress: dict[str, Any] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class _Held:
 
 
 class Dispatcher:
-    def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 2,
+    def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 3,
                  heartbeat_s: float = 10.0, can_render: bool = True, incremental: bool = False,
                  claim_only: set[str] | None = None, stop_grace_s: float = 30.0) -> None:
         """`incremental`: render a step (a frame) per `drain` call and return, so a GUI timer
@@ -297,7 +298,12 @@ class Dispatcher:
 
     def _claim_next(self) -> Job | None:
         if self.claim_only is None:
-            kinds = None if self.can_render else (JobKind.ANALYZE,)
+            # One render at a time: a render job held while another renders would only wait
+            # here while another node could have started it. Analyses run on the pool, so
+            # they may be taken beside a render (a quick /analyze is not stuck behind it).
+            with self._lock:
+                rendering = any(h.kind is JobKind.RENDER for h in self._held.values())
+            kinds = None if self.can_render and not rendering else (JobKind.ANALYZE,)
             return self.store.claim_next(self.node_id, self.lease_s, kinds)
         for job_id in sorted(self.claim_only):
             self.claim_only.discard(job_id)
@@ -321,7 +327,7 @@ class Dispatcher:
             claimed += 1
             self._queue_was_empty = False
             with self._lock:
-                self._held[job.id] = _Held(job.lease)
+                self._held[job.id] = _Held(job.lease, job.kind)
             log.info("claimed job (attempt %d)", job.attempts, extra={"job_id": job.id})
             self.io.submit(self._prepare, job)
 

@@ -12,6 +12,7 @@ object lists all of its properties as required, optional values are nullable, an
 from __future__ import annotations
 
 import copy
+import math
 import re
 from enum import Enum
 from typing import Any, Literal
@@ -269,6 +270,24 @@ def _loc_str(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _drop_non_finite(data: Any, loc: tuple[Any, ...], warnings: list[str]) -> None:
+    """NaN and infinities (an LLM can send them; JSON parsers accept them) are not numbers to
+    clamp: NaN fails every comparison, so clamping would map it to a bound, e.g. the longest
+    time limit. A field that gets one falls back to its default (0 inside a list), with a warning."""
+    items = list(data.items()) if isinstance(data, dict) else list(enumerate(data)) if isinstance(data, list) else []
+    for key, value in items:
+        if isinstance(value, float) and not math.isfinite(value):
+            where = _loc_str((*loc, key))
+            if isinstance(data, dict):
+                del data[key]
+                warnings.append(f"{where}={value} is not a number; the default is used")
+            else:
+                data[key] = 0.0
+                warnings.append(f"{where}={value} is not a number; 0 is used")
+        elif isinstance(value, (dict, list)):
+            _drop_non_finite(value, (*loc, key), warnings)
+
+
 def _clamp_errors(data: Any, err: ValidationError, warnings: list[str]) -> bool:
     """Clamp numeric bound errors in `data` in place; True if anything was clamped."""
     changed = False
@@ -314,6 +333,7 @@ def parse_scene_spec(data: Any, *, clamp: bool = True) -> tuple[SceneSpec, list[
     if not isinstance(data, dict):
         raise SpecError("spec must be a JSON object")
     data = copy.deepcopy(data)
+    _drop_non_finite(data, (), warnings)
     for _ in range(3):
         try:
             return SceneSpec.model_validate(data), warnings

@@ -282,3 +282,13 @@ def test_default_spec_round_trips() -> None:
     spec = SceneSpec()
     assert SceneSpec.model_validate(spec.to_json_dict()) == spec
     assert not spec.is_animation
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_from_an_llm_fall_back_to_the_default_not_a_bound(value: float) -> None:
+    data = SceneSpec().to_json_dict()
+    data["output"]["time_limit_s"] = value
+    data["output"]["samples"] = value
+    spec, warnings = parse_scene_spec(data)
+    assert spec.output.time_limit_s == 300.0 and spec.output.samples == 32
+    assert any("time_limit_s" in w and "not a number" in w for w in warnings)
