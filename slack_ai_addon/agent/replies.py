@@ -312,8 +312,12 @@ class SlackReplier:
             message = event.message or job.error or "unknown error"
             text, blocks = bk.failed_message(job, message, time.time() - t.created_at)
             self._final(t, job, text, blocks)
-            if t.placeholder_ts and not t.via_response_url:  # the error also lands in the thread
-                self._safe_post(t, f"❌ {bk.clip(message, 1500)}", job_id=job.id, kind="error")
+            if t.placeholder_ts and not t.via_response_url and not t.thread_ts:
+                # A slash command's placeholder sits in the channel: the error also lands in
+                # its thread, where the conversation about the job goes on. (A follow-up's
+                # placeholder is already in the thread: once is enough.) Escaped: errors may
+                # quote the request.
+                self._safe_post(t, f"❌ {bk.escape(bk.clip(message, 1500))}", job_id=job.id, kind="error")
         if t.finished:
             with self._lock:
                 self._targets.pop(t.job_id, None)
