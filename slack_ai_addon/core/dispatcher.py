@@ -90,6 +90,7 @@ class Dispatcher:
         self.outcomes: dict[str, str] = {}  # job id -> how it ended here: done/failed/cancelled/lost/released/taken
         self._stopping_since: float | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # something happened off the main thread: drain again
         pipeline.progress_hook = self._note_progress
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, args=(heartbeat_s,),
                                            name="slackai-heartbeat", daemon=True)
@@ -282,6 +283,8 @@ class Dispatcher:
                 self._claim_more()
         except BaseException:  # the pool would swallow it
             log.exception("dispatcher housekeeping failed")
+        finally:
+            self._wake.set()
 
     def _after_expiry(self, job_id: str) -> None:
         """This node's sweep moved a job whose lease ran out: back to the queue, or failed
@@ -322,7 +325,11 @@ class Dispatcher:
                 log.warning("claim failed: %s", exc)
                 return
             if job is None:
-                self._queue_was_empty = claimed == 0
+                # Only a look at every kind this node takes says the queue is empty (while a
+                # render is held, only analyses were looked for).
+                with self._lock:
+                    restricted = any(h.kind is JobKind.RENDER for h in self._held.values())
+                self._queue_was_empty = claimed == 0 and not (restricted and self.can_render)
                 return
             claimed += 1
             self._queue_was_empty = False
@@ -360,6 +367,7 @@ class Dispatcher:
                 self._drop(job, "lease lost before rendering")
                 return
             self._ready.put(job)
+            self._wake.set()
         except BaseException:  # the pool would swallow it; the job must not stay held forever
             log.exception("preparing job failed", extra={"job_id": job.id})
             self._fail(job, "internal error while preparing the job")
@@ -495,6 +503,13 @@ class Dispatcher:
             self._held.pop(job_id, None)
         if outcome:
             self.outcomes[job_id] = outcome
+        self._wake.set()
+
+    def wait_for_work(self, timeout_s: float) -> None:
+        """Sleep until the I/O pool has something for the main thread (a job ready to render,
+        a job settled, a claim pass done) or `timeout_s` passed. Headless loops only."""
+        self._wake.wait(timeout_s)
+        self._wake.clear()
 
     # ------------------------------------------------------------------ heartbeat thread
     def _heartbeat_loop(self, interval: float) -> None:
@@ -549,10 +564,9 @@ def run_headless(dispatcher: Dispatcher, stop: threading.Event, *, until: Callab
         elif idle_exit_s and time.monotonic() - idle_since >= idle_exit_s:
             return
         if not done:
-            if stop.is_set():
-                time.sleep(idle_sleep_s)
-            else:
-                stop.wait(idle_sleep_s)
+            # Woken as soon as the pool has something (a claim, a prepared job, a finish);
+            # a signal handler's `stop` is seen within idle_sleep_s.
+            dispatcher.wait_for_work(idle_sleep_s)
 
 
 def run_one_job(pipeline: JobPipeline, job: Job, *, stop: threading.Event | None = None,

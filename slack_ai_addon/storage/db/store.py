@@ -130,7 +130,7 @@ class SqlJobStore:
         # Lease times come from here; a model-based test drives its own clock.
         self.clock: Callable[[], float] = time.time
         self._local = threading.local()
-        self._conns: list[Any] = []
+        self._conns: list[tuple[int | None, Any]] = []  # (thread ident, connection)
         self._conns_lock = threading.Lock()
         self._closed = False
         if migrate:
@@ -143,7 +143,16 @@ class SqlJobStore:
             conn = self.backend.connect()
             self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                # Threads come and go (a dispatcher per CLI job, pools shut down): close the
+                # connections of threads that ended, or they would pile up until close().
+                alive = {t.ident for t in threading.enumerate()}
+                for owner, old in [c for c in self._conns if c[0] not in alive]:
+                    self._conns.remove((owner, old))
+                    try:
+                        old.close()
+                    except Exception:
+                        log.debug("closing a dead thread's connection failed", exc_info=True)
+                self._conns.append((threading.get_ident(), conn))
         return conn
 
     def _drop_conn(self) -> None:
@@ -151,8 +160,7 @@ class SqlJobStore:
         self._local.conn = None
         if conn is not None:
             with self._conns_lock:
-                if conn in self._conns:
-                    self._conns.remove(conn)
+                self._conns = [c for c in self._conns if c[1] is not conn]
             try:
                 conn.close()
             except Exception:  # already broken; nothing to save
@@ -207,7 +215,7 @@ class SqlJobStore:
         self._closed = True
         with self._conns_lock:
             conns, self._conns = self._conns, []
-        for conn in conns:
+        for _, conn in conns:
             try:
                 conn.close()
             except Exception:
