@@ -1,12 +1,14 @@
 """A faithful local Slack: Web API + Socket Mode + a small web page, on one loopback port.
 
 Used by the e2e tests, by `scripts/run "/render ..."` and by `python -m headless_runner sandbox`.
-It speaks Slack's wire formats (docs/reference/slack.md sections 2, 3 and 6) so the agent is
-tested against the same behaviour it meets in a real workspace: single-use Socket Mode tickets,
-hello sent unprompted, server pings, the 3 s ack deadline with event redelivery (new
-envelope_id, same event_id), the 10-connection cap, response_url limits, files_upload_v2's
-three steps, 429 with Retry-After, and the failure modes the SDK does not notice by itself
-(half-open connections).
+It speaks Slack's wire formats so the agent is tested against the same behaviour it meets in
+a real workspace: hello sent unprompted, server pings, the 3 s ack deadline with event
+redelivery (new envelope_id, same event_id), the 10-connection cap, response_url limits,
+files_upload_v2's three steps, Slack's rate tiers (429 with Retry-After), Block Kit limits
+(`invalid_blocks`), and the failure modes the SDK does not notice by itself (half-open
+connections). docs/TESTING.md lists which rules come from Slack's documentation, with the
+numbers; behaviour Slack does not document is marked `# ASSUMPTION:` here and no test locks
+it in.
 
 The server runs its own asyncio loop on a daemon thread (daemon so that a test or CLI that
 forgets stop() can still exit). Every public method is safe to call from any thread: state is
@@ -20,6 +22,7 @@ import copy
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import os
 import re
@@ -27,6 +30,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,17 +42,74 @@ from typing import Any
 os.environ.setdefault("AIOHTTP_NO_EXTENSIONS", "1")
 
 from aiohttp import WSMsgType, web  # noqa: E402
+from slack_sdk.errors import SlackObjectFormationError  # noqa: E402
+from slack_sdk.models.blocks import Block  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 
-# Slack's documented limits (reference section 3).
-POST_MESSAGE_MAX_CHARS = 40_000
-UPDATE_MESSAGE_MAX_CHARS = 4_000
+# Slack's documented limits (docs/TESTING.md has the sources).
+POST_MESSAGE_MAX_CHARS = 40_000  # chat.postMessage: longer text is truncated, not refused
+UPDATE_MESSAGE_MAX_CHARS = 4_000  # chat.update: msg_too_long above this
 MAX_BLOCKS = 50
+SECTION_TEXT_MAX = 3_000
+SECTION_FIELDS_MAX = 10
+SECTION_FIELD_TEXT_MAX = 2_000
+HEADER_TEXT_MAX = 150
+BLOCK_ID_MAX = 255
+CONTEXT_ELEMENTS_MAX = 10
+ACTIONS_ELEMENTS_MAX = 25
 RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL_S = 30 * 60
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `calls` accepted calls in any window of `window_s` seconds."""
+
+    calls: int
+    window_s: float
+
+
+MINUTE = 60.0
+# Slack's Web API tiers, per method, per app, per workspace, in one-minute windows. The
+# documented figures are floors ("1+", "20+", "50+", "100+ per minute"); the fake enforces
+# exactly the floor, so an app that stays under it here stays under it on Slack.
+# ASSUMPTION: Tier 1 "tolerates a small amount of burst behavior" without saying how much.
+# An app may hold 10 Socket Mode connections, each opened with its own apps.connections.open
+# call, and slack_sdk's websocket_client asks for two tickets per connect (more while its
+# monitor retries a stuck reconnect), so a strict 1/min would make the SDK sleep out a 429
+# on an ordinary reconnect. The fake lets 20 calls through per window: enough for 10
+# connections opened the SDK's way, and still a 429 for a reconnect loop.
+TIER_1 = (RateLimit(20, MINUTE),)
+TIER_2 = (RateLimit(20, MINUTE),)
+TIER_3 = (RateLimit(50, MINUTE),)
+TIER_4 = (RateLimit(100, MINUTE),)
+# ASSUMPTION: auth.test allows "hundreds of requests per minute"; the fake takes 200.
+AUTH_TEST_TIER = (RateLimit(200, MINUTE),)
+# chat.postMessage: about one message per second per channel, "short bursts >1 allowed",
+# and a workspace-wide limit of "several hundred messages per minute".
+# ASSUMPTION: a short burst is up to 3 messages within one second; "several hundred" is 300.
+POST_MESSAGE_PER_CHANNEL = (RateLimit(60, MINUTE), RateLimit(3, 1.0))
+POST_MESSAGE_PER_WORKSPACE = (RateLimit(300, MINUTE),)
+METHOD_RATE_LIMITS: dict[str, tuple[RateLimit, ...]] = {
+    "api.test": TIER_4,
+    "auth.test": AUTH_TEST_TIER,
+    "apps.connections.open": TIER_1,
+    "chat.update": TIER_3,
+    "chat.delete": TIER_3,
+    "chat.postEphemeral": TIER_4,
+    "reactions.add": TIER_3,
+    # Internal apps and Marketplace apps; since 2025 commercially distributed apps outside
+    # the Marketplace get far lower limits on history/replies.
+    "conversations.history": TIER_3,
+    "conversations.replies": TIER_3,
+    "conversations.info": TIER_3,
+    "files.getUploadURLExternal": TIER_4,
+    "files.completeUploadExternal": TIER_4,
+    "files.info": TIER_4,
+}
 
 _CHANNEL_ID_RE = re.compile(r"^[CDG][A-Z0-9]+$")
 
@@ -168,7 +229,8 @@ class FakeSlackServer:
                  redelivery_delays_s: Iterable[float] = (1.0, 2.0, 4.0), ping_interval_s: float = 10.0,
                  max_connections: int = 10, *, echo_bot_messages: bool = True,
                  ticket_ttl_s: float = 60.0, disconnect_grace_s: float = 10.0,
-                 team_id: str = "T0SANDBOX", team_domain: str = "sandbox") -> None:
+                 team_id: str = "T0SANDBOX", team_domain: str = "sandbox",
+                 enforce_rate_limits: bool = True, rate_window_scale: float = 1.0) -> None:
         self.host = host
         self._requested_port = port
         self.port = 0
@@ -183,6 +245,12 @@ class FakeSlackServer:
         self.echo_bot_messages = echo_bot_messages
         self.ticket_ttl_s = ticket_ttl_s
         self.disconnect_grace_s = disconnect_grace_s
+        # Slack's rate tiers (METHOD_RATE_LIMITS). Tests that run Slack's clock faster shrink
+        # every window by `rate_window_scale` (0.1: a one-minute window lasts 6 s) and pace
+        # the agent by the same factor; `enforce_rate_limits=False` is for tests that burst
+        # on purpose and are not about the limits.
+        self.enforce_rate_limits = enforce_rate_limits
+        self.rate_window_scale = rate_window_scale
         self.team_id = team_id
         self.team_domain = team_domain
         self.app_id = "A0SANDBOX"
@@ -214,6 +282,7 @@ class FakeSlackServer:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._response_url_posts: list[dict[str, Any]] = []
         self._reactions: list[dict[str, Any]] = []
+        self._rate_log: dict[tuple[str, str, int], deque[float]] = {}  # accepted call times per window
         self._bg_tasks: set[asyncio.Task[Any]] = set()
         for channel_id, name, is_im in (("C0GENERAL", "general", False), ("C0RENDERS", "renders", False),
                                          ("D0SANDBOX", "blender", True)):
@@ -686,8 +755,8 @@ class FakeSlackServer:
 
     async def _deliver(self, first_envelope_id: str, env_type: str, payload: dict[str, Any],
                        accepts_response_payload: bool, event_id: str | None) -> None:
-        # Only events are retried (Slack's docs describe retries for events alone); commands and
-        # interactions that miss the deadline show the user an error instead.
+        # Slack documents retries for events; commands and interactions that miss the deadline
+        # show the user an error. ASSUMPTION: commands and interactions are never re-sent.
         attempts = 1 + (len(self.redelivery_delays_s) if env_type == "events_api" else 0)
         for attempt in range(attempts):
             if attempt:
@@ -721,8 +790,9 @@ class FakeSlackServer:
             with self._lock:
                 open_conns = [c for c in self._connections.values() if not c.closed]
             if open_conns:
-                # Newest usable connection first; a frozen one only when nothing else is open
-                # (Slack cannot tell a half-open socket apart, so the envelope is lost there).
+                # Slack may send a payload to any open connection. ASSUMPTION: the newest usable
+                # one here (deterministic for tests); a frozen one only when nothing else is
+                # open (Slack cannot tell a half-open socket apart, so the envelope is lost).
                 usable = [c for c in open_conns if not c.frozen]
                 return max(usable or open_conns, key=lambda c: c.id)
             if time.monotonic() >= deadline:
@@ -799,7 +869,10 @@ class FakeSlackServer:
                 self._tickets[ticket] = (issued[0], True)  # single use, even when refused as expired
         if not valid:
             log.info("refused Socket Mode handshake: %s ticket", "unknown" if issued is None else "used or expired")
-            # The handshake fails with a 4xx, which the SDK reports and answers with a fresh ticket.
+            # ASSUMPTION: Slack calls the URL "temporary" without saying how long it lives, whether
+            # it can be used twice, or how a refusal looks. Here a ticket is single-use, lives
+            # ticket_ttl_s, and a refusal fails the handshake with a 4xx, which the SDK reports
+            # and answers with a fresh ticket.
             return web.json_response({"ok": False, "error": "invalid_ticket"}, status=401)
         # Our own ping/pong and close handling: a frozen connection must not answer either.
         ws = web.WebSocketResponse(autoping=False, autoclose=False, max_msg_size=16 * 1024 * 1024)
@@ -809,6 +882,8 @@ class FakeSlackServer:
             conn = _Connection(id=self._connections_opened, ws=ws, transport=request.transport,
                                opened_at=time.time(), ticket=ticket)
             open_count = sum(1 for c in self._connections.values() if not c.closed)
+            # At most 10 connections per app (documented). ASSUMPTION: the one over the cap is
+            # the one refused, with a too_many_websockets disconnect frame.
             over_limit = open_count >= self.max_connections
             if not over_limit:
                 self._connections[conn.id] = conn
@@ -968,12 +1043,58 @@ class FakeSlackServer:
         if (token == self.app_token) != wants_app_token:
             return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
         with self._changed:
+            wait_s = self._rate_limited(method, params)
+            if wait_s is not None:
+                # ASSUMPTION: Retry-After is the whole seconds until the window lets the call
+                # through (Slack documents the header, not how it computes it).
+                retry_after = max(1, math.ceil(wait_s))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
             try:
                 result: dict[str, Any] = handler(params, files)
             except _ApiError as exc:
-                result = {"ok": False, "error": exc.error}
+                result = {"ok": False, "error": exc.error, **exc.extra}
             self._changed.notify_all()
         return 200, result, {}
+
+    def _rate_limited(self, method: str, params: dict[str, Any]) -> float | None:
+        """Seconds until this call would be accepted, or None: accepted and counted.
+
+        ASSUMPTION: only accepted calls count against a window (a 429 costs nothing), and a
+        call that ends in an ok:false error still counts, since it reached the method.
+        """
+        if not self.enforce_rate_limits:
+            return None
+        rules: list[tuple[tuple[str, str, int], RateLimit]]
+        if method == "chat.postMessage":
+            channel = self._channel_key(params.get("channel"))
+            rules = [((method, channel, i), r) for i, r in enumerate(POST_MESSAGE_PER_CHANNEL)]
+            rules += [((method, "*", i), r) for i, r in enumerate(POST_MESSAGE_PER_WORKSPACE)]
+        else:
+            rules = [((method, "", i), r) for i, r in enumerate(METHOD_RATE_LIMITS.get(method, ()))]
+        now = time.monotonic()
+        wait = 0.0
+        for key, rule in rules:
+            window = rule.window_s * self.rate_window_scale
+            hits = self._rate_log.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= rule.calls:
+                wait = max(wait, hits[len(hits) - rule.calls] + window - now)
+        if wait > 0:
+            return wait
+        for key, _rule in rules:
+            self._rate_log[key].append(now)
+        return None
+
+    def _channel_key(self, value: Any) -> str:
+        """The channel a postMessage goes to, by id, without creating anything."""
+        if not isinstance(value, str):
+            return ""
+        name = value.lstrip("#")
+        for channel in self._channels.values():
+            if channel["id"] == value or channel["name"] == name:
+                return str(channel["id"])
+        return value
 
     # -- methods (each returns Slack's JSON body; runs under the lock)
 
@@ -997,7 +1118,7 @@ class FakeSlackServer:
         if not text and not blocks and not params.get("attachments"):
             raise _ApiError("no_text")
         if text and len(text) > POST_MESSAGE_MAX_CHARS:
-            raise _ApiError("msg_too_long")
+            text = text[:POST_MESSAGE_MAX_CHARS]  # Slack truncates really long messages
         ts = self._next_ts()
         message = self._bot_message(text or "", blocks, ts)
         thread_ts = _str_or_none(params.get("thread_ts"))
@@ -1133,6 +1254,7 @@ class FakeSlackServer:
         for entry in entries:
             upload = self._files.get(str(entry.get("id"))) if isinstance(entry, dict) else None
             # Slack discards uploads never filled, and completes a file only once.
+            # ASSUMPTION: both are answered file_not_found.
             if upload is None or not upload.uploaded or upload.completed:
                 raise _ApiError("file_not_found")
             chosen.append((upload, entry))
@@ -1232,9 +1354,20 @@ class FakeSlackServer:
         fault = await self._apply_fault(request, "response_url")
         if fault is not None:
             return fault
+        blocks_error = ""
+        try:
+            _parse_blocks(body.get("blocks") if isinstance(body, dict) else None)
+        except _ApiError as exc:
+            blocks_error = exc.error
         with self._changed:
             rurl = self._response_urls.get(secret)
-            if rurl is None:
+            if blocks_error:
+                # ASSUMPTION: a response_url answers a bad payload with a 400 and the error
+                # name as text/plain (Slack documents the limits, not this answer).
+                status, text = 400, blocks_error
+            # ASSUMPTION: the status and body of an unknown, expired (30 min) or used-up
+            # (5 uses) response_url; Slack documents the limits, not the answer.
+            elif rurl is None:
                 status, text = 404, "no_service"
             elif time.monotonic() - rurl.created_at > RESPONSE_URL_TTL_S:
                 status, text = 404, "expired_url"
@@ -1354,9 +1487,10 @@ def _logged_status(response: web.Response) -> int:
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
+        self.extra = extra  # more fields of the JSON answer (invalid_blocks: errors, response_metadata)
 
 
 async def _parse_body(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes], list[str]]:
@@ -1387,16 +1521,108 @@ async def _parse_body(request: web.Request) -> tuple[dict[str, Any], dict[str, b
 
 
 def _parse_blocks(value: Any) -> list[Any] | None:
+    """The message's blocks, or _ApiError exactly as Slack refuses them."""
     if value is None or value == "":
         return None
-    if isinstance(value, str):
+    if isinstance(value, str):  # form bodies carry blocks as a JSON string
         try:
             value = json.loads(value)
         except ValueError:
-            raise _ApiError("invalid_blocks") from None
-    if not isinstance(value, list) or len(value) > MAX_BLOCKS or not all(isinstance(b, dict) for b in value):
-        raise _ApiError("invalid_blocks")
+            raise _ApiError("invalid_blocks_format") from None
+    if not isinstance(value, list):
+        raise _ApiError("invalid_blocks_format")
+    errors = block_kit_errors(value)
+    if errors:
+        raise _ApiError("invalid_blocks", errors=errors,
+                        response_metadata={"messages": [f"[ERROR] {e}" for e in errors]})
     return value
+
+
+def block_kit_errors(blocks: list[Any]) -> list[str]:
+    """What Slack finds wrong with a message's blocks, worded as Slack words it: a problem
+    followed by a JSON pointer into the request, e.g.
+    "must be less than 3001 characters [json-pointer:/blocks/0/text/text]". The length and
+    item-count sentences are Slack's as seen in real answers. ASSUMPTION: the sentences for
+    a wrongly shaped block or text object ("failed to match all allowed schemas") and an
+    unknown type ("unsupported type: ...") were not seen from Slack itself.
+
+    The documented message and block limits are checked here; every block then goes through
+    slack_sdk's own models (`Block.parse` and the validators `to_dict()` runs on the block and
+    everything nested in it), which know each block type's fields and limits.
+    """
+    errors: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    seen_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        at = f"/blocks/{i}"
+        if not isinstance(block, dict):
+            errors.append(f"failed to match all allowed schemas [json-pointer:{at}]")
+            continue
+        found = _documented_block_errors(block, at)
+        block_id = block.get("block_id")
+        if isinstance(block_id, str):
+            if block_id in seen_ids:
+                # ASSUMPTION: Slack's wording; block_id must be unique within a message.
+                found.append(f"duplicate block_id [json-pointer:{at}/block_id]")
+            seen_ids.add(block_id)
+        errors.extend(found or _sdk_block_errors(block, at))
+    return errors
+
+
+def _documented_block_errors(block: dict[str, Any], at: str) -> list[str]:
+    errors: list[str] = []
+    kind = block.get("type")
+    block_id = block.get("block_id")
+    if isinstance(block_id, str) and len(block_id) > BLOCK_ID_MAX:
+        errors.append(f"must be less than {BLOCK_ID_MAX + 1} characters [json-pointer:{at}/block_id]")
+    if kind == "section":
+        if block.get("text") is not None:
+            errors.extend(_text_object_errors(block["text"], f"{at}/text", SECTION_TEXT_MAX))
+        fields = block.get("fields")
+        if isinstance(fields, list):
+            if len(fields) > SECTION_FIELDS_MAX:
+                errors.append(f"no more than {SECTION_FIELDS_MAX} items allowed [json-pointer:{at}/fields]")
+            for j, item in enumerate(fields):
+                errors.extend(_text_object_errors(item, f"{at}/fields/{j}", SECTION_FIELD_TEXT_MAX))
+    elif kind == "header":
+        errors.extend(_text_object_errors(block.get("text"), f"{at}/text", HEADER_TEXT_MAX, plain_only=True))
+    elif kind in ("context", "actions"):
+        most = CONTEXT_ELEMENTS_MAX if kind == "context" else ACTIONS_ELEMENTS_MAX
+        elements = block.get("elements")
+        if isinstance(elements, list) and len(elements) > most:
+            errors.append(f"no more than {most} items allowed [json-pointer:{at}/elements]")
+    return errors
+
+
+def _text_object_errors(obj: Any, at: str, most: int, *, plain_only: bool = False) -> list[str]:
+    kinds = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict) or obj.get("type") not in kinds or not isinstance(obj.get("text"), str):
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    length = len(obj["text"])
+    if length > most:
+        return [f"must be less than {most + 1} characters [json-pointer:{at}/text]"]
+    if length == 0:
+        # ASSUMPTION: Slack's wording for the documented minimum length of 1.
+        return [f"must be more than 0 characters [json-pointer:{at}/text]"]
+    return []
+
+
+def _sdk_block_errors(block: dict[str, Any], at: str) -> list[str]:
+    try:
+        parsed = Block.parse(block)
+    except Exception:  # the SDK's constructors choke on wrongly typed fields
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    if parsed is None:
+        return [f"unsupported type: {block.get('type')} [json-pointer:{at}/type]"]
+    try:
+        parsed.to_dict()  # runs the validators of the block and of every object inside it
+    except SlackObjectFormationError as exc:
+        # ASSUMPTION: Slack words these problems its own way; the SDK's sentence is kept.
+        return [f"{exc} [json-pointer:{at}]"]
+    except Exception:
+        return [f"failed to match all allowed schemas [json-pointer:{at}]"]
+    return []
 
 
 def _find_action(blocks: list[Any], action_id: str) -> dict[str, Any] | None:

@@ -158,7 +158,10 @@ def make_harness(tmp_path: Path, *, frame_s: float = 0.05, update_interval_s: fl
                  post_interval_s: float = 0.1, ping_interval_s: float = 2.0, stale_after_s: float = 6.0,
                  server_kwargs: dict[str, Any] | None = None, admins: str = "",
                  state_path: Path | None = None, store: JobStoreForTests | None = None) -> Harness:
-    srv = FakeSlackServer(**(server_kwargs or {})).start()
+    # Slack's clock runs as much faster as the agent's pacing does: post_interval_s stands for
+    # Slack's one message per second per channel, so every rate-limit window shrinks by the
+    # same factor (the limits stay on; the agent must keep under them).
+    srv = FakeSlackServer(**{"rate_window_scale": post_interval_s / 1.0, **(server_kwargs or {})}).start()
     settings = Settings(slack_bot_token="xoxb-sandbox", slack_app_token="xapp-sandbox",
                         slack_api_url=srv.api_url, output_dir=str(tmp_path / "out"), node_id="test-node",
                         admin_user_ids=admins, heartbeat_s=0.5)

