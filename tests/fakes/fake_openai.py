@@ -5,7 +5,9 @@ Speaks enough of the wire format for the real `openai` SDK: GET /v1/models, POST
 Personas reproduce each provider's quirks (reference/llm-providers.md §5):
 
 - "openai":   object-shaped errors, x-request-id, reasoning models reject max_tokens and
-              temperature != 1, a bad key gets a 401 that echoes the key (as OpenAI does).
+              temperature != 1, a bad key gets a 401 that echoes the key (as OpenAI does);
+              a `json_schema` (or tool) with `strict: true` that strict mode does not support
+              is a 400 naming the schema and where the problem is (`strict_schema_error`).
 - "routellm": `route-llm` is answered by a concrete model; out of credits is a 400 with
               Abacus's own body; strict tools are a 400.
 - "lmstudio": no auth; json_object is a 400 with a plain-string error; an unknown model or
@@ -22,6 +24,7 @@ default answer) and read `fake.calls` (path, lower-cased headers, JSON body).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -114,6 +117,92 @@ class Reply:
 
 
 Responder = Callable[[dict[str, Any]], "Reply | str | dict[str, Any] | None"]
+
+# OpenAI Structured Outputs, strict mode (docs/TESTING.md has the sources). The root is an
+# object; every object has additionalProperties: false and lists all its properties in
+# `required`; composition keywords and a few type-specific ones are not supported.
+STRICT_MAX_NESTING = 10
+STRICT_MAX_PROPERTIES = 5000
+STRICT_MAX_ENUM_VALUES = 1000
+STRICT_MAX_STRING_CHARS = 120_000  # property names, definition names, enum and const values
+STRICT_UNSUPPORTED = (
+    "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+    "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties", "maxProperties",
+    "unevaluatedItems", "contains", "minContains", "maxContains", "uniqueItems",
+    # Strings support `pattern` and `format` only; `default` was refused as "not permitted".
+    "minLength", "maxLength", "default",
+)
+SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+SCHEMA_NAME_MAX = 64
+
+
+def strict_schema_error(schema: Any) -> str | None:
+    """What OpenAI's strict mode refuses in `schema` (the first problem), worded as OpenAI
+    words it after "Invalid schema for ...: ", or None when strict mode accepts it.
+
+    ASSUMPTION: the exact sentences for the size limits (nesting, properties, enum values,
+    characters) and the order in which problems are reported are not documented.
+    """
+    if not isinstance(schema, dict) or schema.get("type") != "object" or "anyOf" in schema:
+        got = schema.get("type") if isinstance(schema, dict) else type(schema).__name__
+        return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{got}\"'."
+    totals = {"properties": 0, "enum": 0, "chars": 0}
+    problem = _strict_node(schema, (), 0, totals)
+    if problem:
+        return problem
+    if totals["properties"] > STRICT_MAX_PROPERTIES:
+        return f"{totals['properties']} object properties exceeds limit of {STRICT_MAX_PROPERTIES}."
+    if totals["enum"] > STRICT_MAX_ENUM_VALUES:
+        return f"{totals['enum']} enum values exceeds limit of {STRICT_MAX_ENUM_VALUES}."
+    if totals["chars"] > STRICT_MAX_STRING_CHARS:
+        return (f"{totals['chars']} characters of property names, definition names and enum values "
+                f"exceeds limit of {STRICT_MAX_STRING_CHARS}.")
+    return None
+
+
+def _strict_node(node: Any, context: tuple[str, ...], depth: int, totals: dict[str, int]) -> str | None:
+    if not isinstance(node, dict):
+        return None
+    where = f"In context={context!r}, "
+    if depth > STRICT_MAX_NESTING:
+        return f"{where}{depth} levels of nesting exceeds limit of {STRICT_MAX_NESTING}."
+    for keyword in STRICT_UNSUPPORTED:
+        if keyword in node:
+            return f"{where}'{keyword}' is not permitted."
+    kinds = node.get("type")
+    is_object = kinds == "object" or (isinstance(kinds, list) and "object" in kinds) or "properties" in node
+    if is_object:
+        if node.get("additionalProperties") is not False:
+            return f"{where}'additionalProperties' is required to be supplied and to be false."
+        props = node.get("properties") or {}
+        required = node.get("required")
+        missing = [k for k in props if not isinstance(required, list) or k not in required]
+        if missing:
+            return (f"{where}'required' is required to be supplied and to be an array including every key in "
+                    f"properties. Missing '{missing[0]}'.")
+        totals["properties"] += len(props)
+        totals["chars"] += sum(len(k) for k in props)
+    if isinstance(node.get("enum"), list):
+        totals["enum"] += len(node["enum"])
+        totals["chars"] += sum(len(v) for v in node["enum"] if isinstance(v, str))
+    if isinstance(node.get("const"), str):
+        totals["chars"] += len(node["const"])
+    children: list[tuple[tuple[str, ...], Any]] = []
+    for name, sub in (node.get("properties") or {}).items():
+        children.append(((*context, "properties", name), sub))
+    for defs in ("$defs", "definitions"):
+        for name, sub in (node.get(defs) or {}).items():
+            totals["chars"] += len(name)
+            children.append(((*context, defs, name), sub))
+    if isinstance(node.get("items"), dict):
+        children.append(((*context, "items"), node["items"]))
+    for i, sub in enumerate(node.get("anyOf") or []):
+        children.append(((*context, "anyOf", str(i)), sub))
+    for child_context, sub in children:
+        problem = _strict_node(sub, child_context, depth + 1, totals)
+        if problem:
+            return problem
+    return None
 
 _ANSWER_MODELS = {"route-llm": "gpt-4o-mini-2024-07-18", "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
                   "gpt-4o": "gpt-4o-2024-11-20"}
@@ -318,6 +407,10 @@ class FakeOpenAI:
                 return Reply.openai_error(400, f"Unsupported value: 'temperature' does not support "
                                           f"{body['temperature']} with this model. Only the default (1) value "
                                           "is supported.", code="unsupported_value", param="temperature")
+        if self.persona == "openai":
+            strict = self._strict_refusal(body)
+            if strict is not None:
+                return strict
         if self.persona == "routellm":
             if self.out_of_credits:
                 return Reply.error(400, OUT_OF_CREDITS)
@@ -331,6 +424,36 @@ class FakeOpenAI:
         if self.persona == "llamacpp" and fmt.get("type") == "json_schema":
             return Reply.error(500, {"message": "1 validation error for CreateChatCompletionRequest "
                                                 "response_format.type: Input should be 'text' or 'json_object'"})
+        return None
+
+    def _strict_refusal(self, body: dict[str, Any]) -> Reply | None:
+        """OpenAI refuses, with a 400 before any generation, a strict schema it cannot enforce."""
+        fmt = body.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            spec = fmt.get("json_schema") or {}
+            name = str(spec.get("name", ""))
+            param = "response_format.json_schema.name"
+            if len(name) > SCHEMA_NAME_MAX:
+                return Reply.openai_error(400, f"Invalid '{param}': string too long. Expected a string with maximum "
+                                          f"length {SCHEMA_NAME_MAX}, but got a string with length {len(name)} "
+                                          "instead.", code="string_above_max_length", param=param)
+            if not SCHEMA_NAME.match(name):
+                return Reply.openai_error(400, f"Invalid '{param}': string does not match pattern. Expected a string "
+                                          f"that matches the pattern '{SCHEMA_NAME.pattern}'.", code="invalid_value",
+                                          param=param)
+            if spec.get("strict") is True:
+                problem = strict_schema_error(spec.get("schema"))
+                if problem:
+                    return Reply.openai_error(400, f"Invalid schema for response_format '{name}': {problem}",
+                                              param="response_format")
+        for i, tool in enumerate(body.get("tools") or []):
+            function = (tool.get("function") or {}) if isinstance(tool, dict) else {}
+            if function.get("strict") is True:
+                problem = strict_schema_error(function.get("parameters"))
+                if problem:
+                    return Reply.openai_error(400, f"Invalid schema for function '{function.get('name')}': {problem}",
+                                              code="invalid_function_parameters",
+                                              param=f"tools[{i}].function.parameters")
         return None
 
     def answered_model(self, requested: str) -> str:
