@@ -47,8 +47,8 @@ def rss_mb() -> float:
 
 def make_interpreter():  # noqa: ANN201
     """The offline interpreter, pinned to a tiny Workbench still."""
-    from slack_ai_addon.core.interpreter import OfflineInterpreter
     from slack_ai_addon.core.pipeline import Interpretation
+    from slack_ai_addon.providers.offline import OfflineInterpreter
 
     inner = OfflineInterpreter()
 

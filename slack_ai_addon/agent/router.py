@@ -30,6 +30,7 @@ from ..core.config import Settings
 from ..core.jobs import Job, JobKind, JobStatus, Requester
 from ..core.pipeline import JobPipeline, UserError
 from ..core.scene_spec import MAX_RESOLUTION, MAX_SAMPLES, SpecError, parse_scene_spec
+from ..providers.offline.intent import keyword_intent as keyword_intent  # the offline strategy, for service.py
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .replies import ReplyTarget, SlackOutbox, SlackReplier
@@ -77,22 +78,6 @@ def clean_text(text: str, bot_user_id: str = "") -> str:
     text = _MENTION.sub(mention, text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
     return html.unescape(text).strip()
-
-
-def keyword_intent(text: str) -> str:
-    """Last-resort intent when no classifier is installed (never raises)."""
-    t = text.lower().strip()
-    if not t or t in ("help", "?", "hi", "hello"):
-        return "help" if t in ("help", "?") else "chitchat"
-    if t.startswith(("status", "what are you doing")):
-        return "status"
-    if t.startswith(("analyze", "analyse", "sentiment")):
-        return "analyze"
-    if re.match(r"^(make|change|turn|add|remove|move|rotate|use|set)\b", t):
-        return "edit"
-    if re.search(r"\b(render|draw|show|create|scene|cube|sphere|cone|torus|cylinder|monkey|plane|floor)\b", t):
-        return "render"
-    return "chitchat"
 
 
 class AgentRouter:

@@ -1,1 +1,1 @@
-"""Pure Python, no bpy: config, jobs, dispatcher, scene spec, interpreter, pipeline."""
+"""Pure Python, no bpy: config, jobs, dispatcher, scene spec, pipeline."""

@@ -5,6 +5,8 @@ No bpy here. The three builders are what `runtime.py` and the agent call:
 - `build_interpreter(settings)`: a SpecInterpreter; LLMs in `settings.providers` order, the
   offline interpreter last.
 - `build_analyzer(settings)`: an Analyzer; LLM sentiment, VADER offline.
+
+The offline pieces (grammar interpreter, keyword intent, VADER) are in `offline/`.
 - `build_intent_classifier(settings)`: `classify(text) -> Intent`.
 
 A provider is in the chain when it is configured: RouteLLM and OpenAI with a key, LM
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from ..core.config import Settings
 from ..core.pipeline import Analyzer, SpecInterpreter
 from .accounting import CallRecorder
-from .analysis import SentimentAnalyzer, offline_sentiment
+from .analysis import SentimentAnalyzer
 from .chain import (
     SHARED_COOLDOWNS,
     AllProvidersFailed,
@@ -32,6 +34,7 @@ from .chain import (
 from .client import LM_STUDIO_DEFAULT_URL, Completion, ProviderClient, probe_models
 from .errors import ErrorKind, InvalidOutput, ProviderError
 from .intent import Intent, IntentClassifier
+from .offline import OfflineInterpreter, offline_sentiment
 from .profiles import LMSTUDIO, OPENAI, ROUTELLM
 from .spec_interpreter import LLMSpecInterpreter
 
@@ -39,8 +42,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "AllProvidersFailed", "ChainResult", "Completion", "CooldownBook", "ErrorKind", "Intent", "IntentClassifier",
-    "InvalidOutput", "LLMSpecInterpreter", "ProviderChain", "ProviderClient", "ProviderError", "RetryPolicy",
-    "SentimentAnalyzer", "StructuredTask", "build_analyzer", "build_chain", "build_clients",
+    "InvalidOutput", "LLMSpecInterpreter", "OfflineInterpreter", "ProviderChain", "ProviderClient", "ProviderError",
+    "RetryPolicy", "SentimentAnalyzer", "StructuredTask", "build_analyzer", "build_chain", "build_clients",
     "build_intent_classifier", "build_interpreter", "offline_sentiment",
 ]
 
@@ -90,8 +93,6 @@ def build_chain(settings: Settings, *, store: object | None = None, order: Seque
 def build_interpreter(settings: Settings, *, store: object | None = None,
                       order: Sequence[str] | None = None) -> SpecInterpreter:
     """LLM scene interpretation with the offline interpreter as the last link."""
-    from ..core.interpreter import OfflineInterpreter
-
     chain = build_chain(settings, store=store, order=order)
     log.info("scene interpreter chain: %s", " -> ".join([*chain.labels, "offline"]))
     return LLMSpecInterpreter(chain, OfflineInterpreter())

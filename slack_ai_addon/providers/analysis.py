@@ -1,7 +1,6 @@
 """`/analyze`: sentiment with an LLM when one is configured, VADER offline otherwise.
 
-Offline rules (VADER's own thresholds): compound >= 0.05 positive, <= -0.05 negative,
-else neutral; "mixed" when both the positive and the negative share are substantial.
+The offline rules live with the other offline pieces, in `offline/sentiment.py`.
 A small LRU cache answers identical requests without another paid call.
 """
 
@@ -18,13 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..core.scene_spec import make_strict_schema
 from .chain import AllProvidersFailed, ProviderChain, StructuredTask, describe_failures
 from .client import Completion
+from .offline.sentiment import offline_sentiment
 from .structured import extract_json, validate_json
 
 log = logging.getLogger(__name__)
 
 ANALYSIS_DEADLINE_S = 30.0
-MIXED_SHARE = 0.15  # pos and neg shares both at least this ...
-MIXED_BALANCE = 0.5  # ... and the smaller at least half the larger: "mixed"
 CACHE_SIZE = 256
 
 Sentiment = Literal["positive", "negative", "neutral", "mixed"]
@@ -58,34 +56,6 @@ def analysis_subject(text: str) -> str:
     if match and _ASKS_ABOUT.search(text[:match.start()] + text[match.end():]):
         return match.group(1).strip()
     return text.strip()
-
-
-_vader: Any = None
-_vader_lock = threading.Lock()
-
-
-def offline_sentiment(text: str) -> dict[str, Any]:
-    """VADER sentiment: sentiment, score (compound), provider "offline", model "vader"."""
-    global _vader
-    with _vader_lock:
-        if _vader is None:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-            _vader = SentimentIntensityAnalyzer()
-    scores = _vader.polarity_scores(text)
-    compound = float(scores["compound"])
-    pos, neg = float(scores["pos"]), float(scores["neg"])
-    if min(pos, neg) >= MIXED_SHARE and min(pos, neg) >= MIXED_BALANCE * max(pos, neg):
-        sentiment = "mixed"
-    elif compound >= 0.05:
-        sentiment = "positive"
-    elif compound <= -0.05:
-        sentiment = "negative"
-    else:
-        sentiment = "neutral"
-    return {"sentiment": sentiment, "score": round(compound, 4), "provider": "offline", "model": "vader",
-            "emotions": [], "summary": "", "key_phrases": [],
-            "detail": {"pos": scores["pos"], "neg": scores["neg"], "neu": scores["neu"]}}
 
 
 def _parse_analysis(completion: Completion) -> SentimentResult:

@@ -1,14 +1,14 @@
 """What a message asks for: render, edit, analyze, help, status or chitchat.
 
-Used for mentions and thread replies, where there is no slash command to say it. The LLM
-gets a one-field schema and a short deadline; the offline classifier (core.interpreter)
-answers when no provider is configured or all of them fail.
+Used for mentions and thread replies, where there is no slash command to say it. This is
+the agent's one classifier, with two strategies: the LLM strategy here (a one-field schema
+and a short deadline) and the offline keyword strategy (`offline/intent.py`), which answers
+when no provider is configured or all of them fail.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..core.scene_spec import make_strict_schema
 from .chain import AllProvidersFailed, ProviderChain, StructuredTask
+from .offline.intent import offline_intent
 from .structured import model_parser
 
 log = logging.getLogger(__name__)
@@ -44,34 +45,6 @@ render: asks for a new image or animation of a scene; edit: changes an earlier r
 ("make it blue", "higher quality", "add a sphere"); analyze: asks for the sentiment or tone of a text;
 help: asks what the bot can do; status: asks about queued or running jobs; chitchat: anything else."""
 
-_KEYWORDS: list[tuple[str, re.Pattern[str]]] = [
-    ("help", re.compile(r"^\s*(help|\?|what can you do|how do i)", re.I)),
-    ("status", re.compile(r"\b(status|queue|queued|running jobs?|progress)\b", re.I)),
-    ("analyze", re.compile(r"\b(sentiment|analy[sz]e|tone of|how does .* sound)\b", re.I)),
-    ("edit", re.compile(r"^\s*(make it|make them|change|now |add |remove |more |less |higher |lower |bigger|"
-                        r"smaller|again|instead)", re.I)),
-    ("render", re.compile(r"\b(render|draw|show me|scene|cube|sphere|cylinder|cone|torus|monkey|"
-                          r"rotating|turntable)\b", re.I)),
-]
-
-
-def keyword_intent(text: str) -> str:
-    """Last-resort keywords, used only when core.interpreter has no offline_intent."""
-    for kind, pattern in _KEYWORDS:
-        if pattern.search(text):
-            return kind
-    return "chitchat"
-
-
-def _default_offline() -> Callable[[str], Any]:
-    try:
-        from ..core.interpreter import offline_intent  # engineer A's grammar-based classifier
-    except ImportError:
-        return keyword_intent
-    fn: Callable[[str], Any] = offline_intent
-    return fn
-
-
 def _as_kind(value: Any) -> str:
     kind = value if isinstance(value, str) else getattr(value, "kind", "chitchat")
     kind = str(getattr(kind, "value", kind))
@@ -79,25 +52,34 @@ def _as_kind(value: Any) -> str:
 
 
 class IntentClassifier:
-    """classify(text) -> Intent, LLM first when configured."""
+    """classify(text) -> Intent: the LLM strategy first when a chain is configured, then the offline one."""
 
     def __init__(self, chain: ProviderChain | None = None, *, offline: Callable[[str], Any] | None = None,
                  deadline_s: float = INTENT_DEADLINE_S) -> None:
         self.chain = chain
-        self.offline = offline or _default_offline()
+        self.offline: Callable[[str], Any] = offline or offline_intent
         self.deadline_s = deadline_s
 
     def classify(self, text: str, *, correlation_id: str = "") -> Intent:
         """The intent of one message; never raises for provider failures."""
         if self.chain:
-            task = StructuredTask(task="intent", parse=model_parser(_IntentAnswer), schema=INTENT_SCHEMA,
-                                  schema_name="intent", max_tokens=20, temperature=0.0, repair=False,
-                                  messages=[{"role": "system", "content": SYSTEM_PROMPT},
-                                            {"role": "user", "content": text[:2000]}])
-            try:
-                answer = self.chain.run(task, correlation_id=correlation_id, deadline_s=self.deadline_s)
-                return Intent(kind=answer.value.kind, provider=answer.provider_tag)
-            except AllProvidersFailed as failed:
-                log.info("intent: LLMs failed, using offline", extra={"correlation_id": correlation_id,
-                                                                      "failures": str(failed)})
+            intent = llm_intent(self.chain, text, correlation_id=correlation_id, deadline_s=self.deadline_s)
+            if intent is not None:
+                return intent
         return Intent(kind=_as_kind(self.offline(text)), provider="offline")
+
+
+def llm_intent(chain: ProviderChain, text: str, *, correlation_id: str = "",
+               deadline_s: float = INTENT_DEADLINE_S) -> Intent | None:
+    """The LLM strategy: the chain's answer, or None when every provider failed."""
+    task = StructuredTask(task="intent", parse=model_parser(_IntentAnswer), schema=INTENT_SCHEMA,
+                          schema_name="intent", max_tokens=20, temperature=0.0, repair=False,
+                          messages=[{"role": "system", "content": SYSTEM_PROMPT},
+                                    {"role": "user", "content": text[:2000]}])
+    try:
+        answer = chain.run(task, correlation_id=correlation_id, deadline_s=deadline_s)
+    except AllProvidersFailed as failed:
+        log.info("intent: LLMs failed, using offline", extra={"correlation_id": correlation_id,
+                                                              "failures": str(failed)})
+        return None
+    return Intent(kind=answer.value.kind, provider=answer.provider_tag)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from test_agent_harness import close_harness, make_harness  # noqa: E402
 
 from slack_ai_addon.blender.renderer import BlenderSceneRenderer  # noqa: E402
-from slack_ai_addon.core.interpreter import OfflineInterpreter  # noqa: E402
+from slack_ai_addon.providers.offline import OfflineInterpreter  # noqa: E402
 
 pytestmark = pytest.mark.blender
 C = "C0RENDERS"

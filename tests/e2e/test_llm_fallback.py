@@ -48,7 +48,7 @@ class FakeClock:
 
 
 class TinyOffline:
-    """Stands in for core.interpreter.OfflineInterpreter: always a grey sphere."""
+    """Stands in for providers.offline.OfflineInterpreter: always a grey sphere."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, SceneSpec | None]] = []

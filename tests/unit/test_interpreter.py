@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slack_ai_addon.core.interp_layout import HALF_EXTENTS, half_extents
-from slack_ai_addon.core.interpreter import OfflineInterpreter, offline_intent
 from slack_ai_addon.core.pipeline import Interpretation, SpecInterpreter
 from slack_ai_addon.core.scene_spec import MAX_OBJECTS, Primitive, SceneSpec, SpecError
+from slack_ai_addon.providers.offline import OfflineInterpreter, offline_intent
+from slack_ai_addon.providers.offline.layout import HALF_EXTENTS, half_extents
 
 INTERP = OfflineInterpreter()
 

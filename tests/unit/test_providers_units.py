@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from slack_ai_addon.providers.analysis import analysis_subject, offline_sentiment
+from slack_ai_addon.providers.analysis import analysis_subject
 from slack_ai_addon.providers.chain import Failure, describe_failures
 from slack_ai_addon.providers.client import Completion
 from slack_ai_addon.providers.errors import (
@@ -18,6 +18,7 @@ from slack_ai_addon.providers.errors import (
     parse_retry_after,
     redact,
 )
+from slack_ai_addon.providers.offline import offline_sentiment
 from slack_ai_addon.providers.prices import cost_usd
 from slack_ai_addon.providers.profiles import LLAMACPP, LMSTUDIO, OPENAI, ROUTELLM, adapt_request, fix_for_bad_request
 from slack_ai_addon.providers.structured import check_completion, extract_json

@@ -1,37 +1,43 @@
-"""The offline interpreter: natural language to a `SceneSpec` with a deterministic grammar, no LLM.
+"""The parse passes of the offline interpreter: natural language to spec fields, no LLM.
 
-It is the last link of the provider chain and the embedded default, so it must never fail on
-odd input: anything it cannot use is reported in `Interpretation.not_understood`, clamps and
-assumptions become warnings, and only input with nothing renderable (or an explicit request
-outside the spec's bounds, such as "resolution 999999") raises `SpecError`.
+The interpreter (`interpreter.py`) is the last link of the provider chain and the embedded
+default, so it must never fail on odd input: anything it cannot use is reported in
+`Interpretation.not_understood`, clamps and assumptions become warnings, and only input with
+nothing renderable (or an explicit request outside the spec's bounds, such as "resolution
+999999") raises `SpecError`.
 
 The parse runs in passes over the tokens; each pass marks the tokens it used, so a word is
 never read twice ("2 seconds" is a duration, not a count; "red and white checkered floor" is
 the floor, not two objects). Order: output settings, motion, camera, floor, world, lighting,
 arrangement, then the objects themselves; whatever is left and is not a filler word is
 reported back.
-
-`offline_intent(text)` classifies a message (render/edit/analyze/help/status/chitchat) by
-keywords for the Slack agent when no LLM is available.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
-import math
 import re
-import zlib
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .interp_colors import MAX_COLOR_WORDS, apply_shade, color_distance, lookup_color
-from .interp_layout import Arrangement, Placed, arrange, bounds, fit_distance, half_extents
-from .interp_vocab import (
+from ...core.scene_spec import (
+    MAX_FPS,
+    MAX_FRAMES,
+    MAX_RESOLUTION,
+    MAX_SAMPLES,
+    MAX_TEXT_LEN,
+    MIN_RESOLUTION,
+    Primitive,
+    SceneSpec,
+    SpecError,
+)
+from .colors import MAX_COLOR_WORDS, color_distance, lookup_color
+from .edit import edit_verb
+from .layout import Arrangement
+from .objects import Group, Mods
+from .tokens import ARTICLES, BARE_SHADES, CLAUSE_BREAKS, clip_phrase, tokenize
+from .vocab import (
     ALL_REFERENCES,
     COMPARATIVE_SIZES,
     COUNT_NEEDS_OF,
-    GENERIC_MIX,
     GENERIC_PLURAL,
     GENERIC_SINGULAR,
     MATERIAL_WORDS,
@@ -44,23 +50,6 @@ from .interp_vocab import (
     TENS,
     TEXT_NOUNS,
 )
-from .jobs import MAX_REQUEST_CHARS
-from .pipeline import Interpretation
-from .scene_spec import (
-    MAX_FPS,
-    MAX_FRAMES,
-    MAX_OBJECTS,
-    MAX_RESOLUTION,
-    MAX_SAMPLES,
-    MAX_TEXT_LEN,
-    MIN_RESOLUTION,
-    Primitive,
-    SceneSpec,
-    SpecError,
-    parse_scene_spec,
-)
-
-log = logging.getLogger(__name__)
 
 PROVIDER = "offline"
 MAX_NOT_UNDERSTOOD = 20
@@ -72,164 +61,16 @@ ULTRA_SAMPLES = 512
 DEFAULT_PLURAL_COUNT = 3
 EXAMPLE = '"a red cube on a checkered floor"'
 
-_QUOTE_RE = re.compile(r'"([^"]{0,400})"|\u201c([^\u201d]{0,400})\u201d'
-                       r"|(?<![A-Za-z0-9])'([^']{1,200})'(?![A-Za-z0-9])")
-_TOKEN_RE = re.compile(
-    r"(?P<quote>__q\d+__)"
-    r"|(?P<hex>#[0-9a-fA-F]{6})(?![0-9a-fA-F])"
-    r"|(?P<res>\d{1,9}\s*[x\u00d7]\s*\d{1,9})(?![0-9])"
-    r"|(?P<num>\d{1,12}(?:\.\d+)?[a-zA-Z]*)"
-    r"|(?P<word>[a-zA-Z][a-zA-Z0-9]*(?:'[a-zA-Z]+)?)"
-    r"|(?P<punct>[,;.!?&+:=/()])"
-)
-_NUM_RE = re.compile(r"^(\d+(?:\.\d+)?)([a-z]*)$")
-_CLAUSE_BREAKS = frozenset({",", ";", ".", "!", "?", "and", "&", "+", "then", "but", "plus", "also", "with",
-                            "while", "(", ")", ":", "/"})
-_ARTICLES = frozenset({"a", "an", "the", "some", "another", "this", "that", "these", "those", "my", "its"})
-# Shade words that also work alone, before a shape with no colour: "a dark cube" is a dark grey.
-_BARE_SHADES = frozenset({"dark", "light", "pale", "bright", "pastel", "deep"})
-
-
-# ------------------------------------------------------------------------------ tokens
-
-@dataclass
-class _Tok:
-    raw: str
-    low: str
-    kind: str  # quote | hex | res | num | word | punct
-
-
-class _Tokens:
-    """Tokens with a `used` mark per position; passes match phrases only over unused tokens."""
-
-    def __init__(self, toks: list[_Tok]) -> None:
-        self.toks = toks
-        self.used = [False] * len(toks)
-
-    def __len__(self) -> int:
-        return len(self.toks)
-
-    def w(self, i: int) -> str:
-        return self.toks[i].low if 0 <= i < len(self.toks) else ""
-
-    def free(self, i: int) -> bool:
-        return 0 <= i < len(self.toks) and not self.used[i]
-
-    def take(self, start: int, end: int) -> None:
-        for k in range(start, end):
-            self.used[k] = True
-
-    def match(self, i: int, words: tuple[str, ...]) -> int | None:
-        """End index if the free tokens at i spell `words` ("*" matches any one word), else None."""
-        for k, word in enumerate(words):
-            j = i + k
-            if not self.free(j):
-                return None
-            if word != "*" and self.toks[j].low != word:
-                return None
-        return i + len(words)
-
-    def find(self, phrases: dict[tuple[str, ...], Any]) -> list[tuple[int, int, Any]]:
-        """All non-overlapping occurrences of any phrase, longest first at each position."""
-        ordered = sorted(phrases, key=len, reverse=True)
-        out: list[tuple[int, int, Any]] = []
-        i = 0
-        while i < len(self.toks):
-            for phrase in ordered:
-                end = self.match(i, phrase)
-                if end is not None:
-                    out.append((i, end, phrases[phrase]))
-                    i = end - 1
-                    break
-            i += 1
-        return out
-
-    def num(self, i: int) -> tuple[float, str] | None:
-        """(value, suffix) of a number token at a free position."""
-        if not self.free(i) or self.toks[i].kind != "num":
-            return None
-        m = _NUM_RE.match(self.toks[i].low)
-        if not m:
-            return None
-        return float(m.group(1)), m.group(2)
-
-
-def _tokenize(text: str) -> tuple[_Tokens, list[str]]:
-    quotes: list[str] = []
-
-    def keep(m: re.Match[str]) -> str:
-        quotes.append(next(g for g in m.groups() if g is not None))
-        return f" __q{len(quotes) - 1}__ "
-
-    text = _QUOTE_RE.sub(keep, text)
-    toks = []
-    for m in _TOKEN_RE.finditer(text):
-        kind = m.lastgroup or "word"
-        raw = m.group(0)
-        low = re.sub(r"\s+", "", raw.lower()).replace("\u00d7", "x") if kind == "res" else raw.lower()
-        toks.append(_Tok(raw, low, kind))
-    return _Tokens(toks), quotes
-
-
-# ------------------------------------------------------------------------- object groups
-
-@dataclass
-class _Mods:
-    """Modifiers collected before (or after) a shape noun."""
-
-    color: str | None = None
-    metallic: float | None = None
-    roughness: float | None = None
-    emission: float | None = None
-    transmission: float | None = None
-    material_color: str | None = None  # from "gold", "wooden": used when no colour is named
-    checker: bool = False
-    size: float | None = None
-    relative_size: float | None = None
-    stretch: tuple[float, float, float] | None = None
-    side: int | None = None
-    shade: str | None = None  # "a dark cube": a shade word with no colour name shades the default
-    words: list[str] = field(default_factory=list)
-
-    def any(self) -> bool:
-        return bool(self.words)
-
-    def merged(self, later: _Mods) -> _Mods:
-        """These modifiers overridden by the ones in `later` that are set."""
-        out = replace(self, words=[*self.words, *later.words])
-        for name in ("color", "metallic", "roughness", "emission", "transmission", "material_color", "size",
-                     "relative_size", "stretch", "side", "shade"):
-            value = getattr(later, name)
-            if value is not None:
-                setattr(out, name, value)
-        out.checker = self.checker or later.checker
-        return out
-
-
-@dataclass
-class _Group:
-    primitive: Primitive | None  # None: generic plural ("three shapes") -> a mix
-    count: int
-    mods: _Mods
-    text: str | None = None
-    label: str = ""
-    definite: bool = False  # "the sphere": a reference to existing objects in an edit
-    explicit_count: bool = False
-    below_previous: bool = False  # "a sphere ON a cube": this group goes under the previous one
-    center: bool = False  # "spheres AROUND a cube"
-    selector_color: str | None = None  # edits: "the RED cube" picks red cubes
-    set_count: bool = False  # edits: "make it 3 cubes", "only one cube", "3 cubes instead" set the count
-
 
 # --------------------------------------------------------------------------- the parser
 
-class _Parse:
+class Parse:
     def __init__(self, text: str, previous: SceneSpec | None) -> None:
         self.text = text
         self.previous = previous
         self.edit = previous is not None
         self.data: dict[str, Any] = (previous or SceneSpec()).to_json_dict()
-        self.toks, self.quotes = _tokenize(text)
+        self.toks, self.quotes = tokenize(text)
         self.warnings: list[str] = []
         self.notes: list[str] = []
         self.changed = False  # an edit that changed something
@@ -243,7 +84,7 @@ class _Parse:
         self.stack_on_top = False
         self.camera: dict[str, float] = {}
         self.draft = False
-        self.leftover_mods = _Mods()  # edits: modifiers with no object named apply to all
+        self.leftover_mods = Mods()  # edits: modifiers with no object named apply to all
         self.set_total: int | None = None  # edits: "5 of them" sets the number of objects
 
     # ---------------------------------------------------------------- helpers
@@ -905,7 +746,7 @@ class _Parse:
                 self.toks.take(e, e + 1)
 
     # ------------------------------------------------------------- pass 8: objects
-    def _modifier_at(self, i: int, mods: _Mods) -> int | None:
+    def _modifier_at(self, i: int, mods: Mods) -> int | None:
         """Read one modifier (colour, material, size, side) at i into `mods`; end index or None."""
         t = self.toks
         w = t.w(i)
@@ -935,7 +776,7 @@ class _Parse:
             if w in ("striped", "patterned"):
                 self.warn(f"'{w}' is shown as a checker pattern")
             return i + 1
-        if w in _BARE_SHADES and self._group_ahead(i + 1):
+        if w in BARE_SHADES and self._group_ahead(i + 1):
             # "two dark spheres": no colour named, so the shade applies to the default colour
             # (only before a shape: "a dark background" is not the cube's).
             mods.shade = w
@@ -1015,10 +856,10 @@ class _Parse:
             return None if w in ("lots", "bunch") else (value, end)
         return value, end
 
-    def parse_objects(self) -> list[_Group]:
+    def parse_objects(self) -> list[Group]:
         t = self.toks
-        groups: list[_Group] = []
-        pending = _Mods()
+        groups: list[Group] = []
+        pending = Mods()
         pending_count: tuple[int, bool] | None = None  # (count, explicit)
         pending_definite = False
         relation: str = ""  # "on" -> next group below the previous; "around" -> next group is the centre
@@ -1032,13 +873,13 @@ class _Parse:
         def flush_to_last() -> None:
             nonlocal pending, stale
             if stale:  # "a red cube and a purple elephant": purple was the elephant's, not the cube's
-                pending, stale = _Mods(), False
+                pending, stale = Mods(), False
             if pending.any() and groups:
                 groups[-1].mods = groups[-1].mods.merged(pending)
-                pending = _Mods()
+                pending = Mods()
             elif pending.any() and self.edit:  # "make it blue": for every object
                 self.leftover_mods = self.leftover_mods.merged(pending)
-                pending = _Mods()
+                pending = Mods()
 
         while i < n:
             if not t.free(i):
@@ -1052,14 +893,14 @@ class _Parse:
                     self.quotes[int(w[3:-2])], i, i + 1)  # type: ignore[misc]
                 del start_body
                 count, explicit = pending_count or (1, False)
-                groups.append(_Group(Primitive.TEXT, 1, pending, text=body[:MAX_TEXT_LEN].strip() or "text",
+                groups.append(Group(Primitive.TEXT, 1, pending, text=body[:MAX_TEXT_LEN].strip() or "text",
                                      label="text", definite=pending_definite, explicit_count=explicit))
                 if count > 1:
                     self.warn("text is made once; the count was ignored")
                 if len(body) > MAX_TEXT_LEN:
                     self.warn(f"objects[].text was cut to {MAX_TEXT_LEN} characters")
                 t.take(i, end)
-                pending, pending_count, pending_definite, stale = _Mods(), None, False, False
+                pending, pending_count, pending_definite, stale = Mods(), None, False, False
                 i = end
                 continue
             shape = self.shape_at(i)
@@ -1080,11 +921,11 @@ class _Parse:
                 if t.w(i) in ("thing", "object", "shape", "item", "something", "primitive", "solid"):
                     self.warn(f"'{t.w(i)}' is not a shape I know: made a cube")
                 definite = pending_definite and pending_count is None
-                group = _Group(prim, count, pending, label=" ".join(t.w(k) for k in range(i, end)),
+                group = Group(prim, count, pending, label=" ".join(t.w(k) for k in range(i, end)),
                                definite=definite, explicit_count=explicit)
                 if self.edit and definite:
                     # In an edit, words before "the ... cube" pick objects; words after change them.
-                    group.selector_color, group.mods = pending.color, _Mods()
+                    group.selector_color, group.mods = pending.color, Mods()
                 if self.edit and pending_count is not None and (
                         self._sets_count(count_start, end)
                         or explicit and groups and groups[-1].set_count):  # "make it 2 cubes and 2 spheres"
@@ -1098,7 +939,7 @@ class _Parse:
                 t.take(i, end)
                 if plural and w not in ("spheres",) and t.w(end) == "of":
                     pass
-                pending, pending_count, pending_definite, stale = _Mods(), None, False, False
+                pending, pending_count, pending_definite, stale = Mods(), None, False, False
                 unknown_since = None
                 i = end
                 continue
@@ -1106,10 +947,10 @@ class _Parse:
                     and self.shape_at(i + 1) is None:
                 # "a red cube and a blue one": the same shape again.
                 last = groups[-1]
-                groups.append(_Group(last.primitive, 1 if w == "one" else DEFAULT_PLURAL_COUNT, pending,
+                groups.append(Group(last.primitive, 1 if w == "one" else DEFAULT_PLURAL_COUNT, pending,
                                      text=last.text, label=last.label))
                 t.take(i, i + 1)
-                pending, pending_count, stale = _Mods(), None, False
+                pending, pending_count, stale = Mods(), None, False
                 i += 1
                 continue
             counted = self._count_at(i)
@@ -1124,21 +965,21 @@ class _Parse:
                 pending_count = (value, w not in ("a", "an"))
                 count_start = i
                 if stale:  # a new noun phrase: the unknown one's modifiers stay behind
-                    pending, stale = _Mods(), False
+                    pending, stale = Mods(), False
                 t.take(i, end)
                 i = end
                 continue
             if w in ("a", "an") and self.shape_at(i + 1) is not None or w in ("a", "an") and (
-                    self._modifier_at(i + 1, _Mods()) is not None):
+                    self._modifier_at(i + 1, Mods()) is not None):
                 pending_count = (1, False)
                 if stale:
-                    pending, stale = _Mods(), False
+                    pending, stale = Mods(), False
                 t.take(i, i + 1)
                 i += 1
                 continue
             if w in ("the", "those", "these", "that", "this"):
                 if stale:
-                    pending, stale = _Mods(), False
+                    pending, stale = Mods(), False
                 pending_definite = True
                 t.take(i, i + 1)
                 i += 1
@@ -1176,7 +1017,7 @@ class _Parse:
                 t.take(i, i + 2)
                 i += 2
                 continue
-            if w in _CLAUSE_BREAKS or tok.kind == "punct":
+            if w in CLAUSE_BREAKS or tok.kind == "punct":
                 flush_to_last()
                 pending_count, pending_definite = None, False
                 i += 1
@@ -1203,7 +1044,7 @@ class _Parse:
         Only when nothing follows in the clause: "make two of them red" picks objects instead.
         """
         t = self.toks
-        if _edit_verb(self.text) != "modify":  # "remove one of them", "add two of them"
+        if edit_verb(self.text) != "modify":  # "remove one of them", "add two of them"
             return None
         k = end
         if t.w(end - 1) == "of" and t.w(k) in self._THEM:
@@ -1215,7 +1056,7 @@ class _Parse:
         if t.w(k) == "instead":
             k += 1
         after = t.w(k)
-        if after in ("", "now", "please", "pls") or after in _CLAUSE_BREAKS and after not in ("with", "and"):
+        if after in ("", "now", "please", "pls") or after in CLAUSE_BREAKS and after not in ("with", "and"):
             return k
         return None
 
@@ -1240,7 +1081,7 @@ class _Parse:
             if self.shape_at(k) is not None:
                 return True
             w = self.toks.w(k)
-            if w in _ARTICLES or self.color_at(k) or w in MATERIAL_WORDS or w in SIZE_WORDS or w in _BARE_SHADES \
+            if w in ARTICLES or self.color_at(k) or w in MATERIAL_WORDS or w in SIZE_WORDS or w in BARE_SHADES \
                     or self._count_at(k):
                 continue
             return False
@@ -1274,531 +1115,14 @@ class _Parse:
             elif current and not (t.free(i) and w in STOP_WORDS and t.toks[i].kind == "word"
                                   and w not in ("and", "with") and i + 1 < len(t) and t.free(i + 1)
                                   and t.w(i + 1) not in STOP_WORDS and False):
-                phrases.append(_clip_phrase(current))
+                phrases.append(clip_phrase(current))
                 current = []
             if len(phrases) >= MAX_NOT_UNDERSTOOD:
                 break
         if current and len(phrases) < MAX_NOT_UNDERSTOOD:
-            phrases.append(_clip_phrase(current))
+            phrases.append(clip_phrase(current))
         seen: list[str] = []
         for p in phrases:
             if p.lower() not in (s.lower() for s in seen):
                 seen.append(p)
         return seen
-
-
-MAX_REPORTED_WORD = 40  # characters of one not-understood word ("x" * 10240 is one word)
-MAX_HINT_CHARS = 300  # characters of the not-understood hint in a SpecError message
-
-
-def _clip_phrase(words: list[str], limit: int = 6) -> str:
-    # A run of unknown words can be thousands long ("blah blah ..."), and so can one word
-    # with no spaces: messages stay short either way.
-    clipped = [w if len(w) <= MAX_REPORTED_WORD else w[:MAX_REPORTED_WORD - 1] + "\u2026" for w in words[:limit]]
-    return " ".join(clipped) + (" \u2026" if len(words) > limit else "")
-
-
-def _hint(words: list[str], limit: int = 5) -> str:
-    """The first not-understood phrases for an error message, at most MAX_HINT_CHARS long."""
-    text = ", ".join(words[:limit])
-    return text if len(text) <= MAX_HINT_CHARS else text[:MAX_HINT_CHARS - 1] + "\u2026"
-
-
-# ------------------------------------------------------------------------ building objects
-
-def _material(mods: _Mods, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    mat: dict[str, Any] = dict(base) if base else {"base_color": "#cccccc", "metallic": 0.0, "roughness": 0.5,
-                                                   "emission_strength": 0.0, "transmission": 0.0, "checker": None}
-    if mods.color is not None:
-        mat["base_color"] = mods.color
-    elif mods.material_color is not None:
-        mat["base_color"] = mods.material_color
-    elif mods.transmission and not base:
-        mat["base_color"] = "#f4f8ff"
-    if mods.shade is not None and mods.color is None:
-        mat["base_color"] = _shaded(mat["base_color"], mods.shade)
-    for key, value in (("metallic", mods.metallic), ("roughness", mods.roughness),
-                       ("emission_strength", mods.emission), ("transmission", mods.transmission)):
-        if value is not None:
-            mat[key] = value
-    if mods.checker:
-        mat["checker"] = {"color2": "#1a1a1a" if color_distance(mat["base_color"], "#1a1a1a") > 80 else "#f0f0f0",
-                          "scale": 8.0}
-    return mat
-
-
-def _shaded(color: str, shade: str) -> str:
-    """A bare shade word applied to a colour; on a grey, "bright" lightens as "light" does."""
-    shaded = apply_shade(color, shade)
-    if shaded == color and shade in ("bright", "pale", "pastel", "light"):
-        shaded = apply_shade(color, "light")
-    return shaded
-
-
-def _scale(mods: _Mods, base: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[float, float, float]:
-    if mods.size is not None:
-        base = (mods.size, mods.size, mods.size)
-    if mods.relative_size is not None:
-        base = (base[0] * mods.relative_size, base[1] * mods.relative_size, base[2] * mods.relative_size)
-    if mods.stretch is not None:
-        base = (base[0] * mods.stretch[0], base[1] * mods.stretch[1], base[2] * mods.stretch[2])
-    return (min(max(base[0], 0.05), 20.0), min(max(base[1], 0.05), 20.0), min(max(base[2], 0.05), 20.0))
-
-
-def _object_name(obj: dict[str, Any]) -> str:
-    prim = str(obj["primitive"])
-    return "text" if prim == "text" else prim.replace("_", " ")
-
-
-def _new_object(prim: Primitive, mods: _Mods, text: str | None = None,
-                template: dict[str, Any] | None = None) -> dict[str, Any]:
-    base = (template["scale"]["x"], template["scale"]["y"], template["scale"]["z"]) if template else (1.0, 1.0, 1.0)
-    scale = _scale(mods, base)
-    obj: dict[str, Any] = {
-        "primitive": prim.value, "name": prim.value.replace("_", " "),
-        "location": {"x": 0.0, "y": 0.0, "z": 0.0}, "rotation_deg": {"x": 0.0, "y": 0.0, "z": 0.0},
-        "scale": {"x": scale[0], "y": scale[1], "z": scale[2]},
-        "material": _material(mods, template["material"] if template else None),
-        "text": text if prim is Primitive.TEXT else None,
-    }
-    if mods.side is not None:
-        obj["_side"] = mods.side
-    return obj
-
-
-def _infer_arrangement(objects: list[dict[str, Any]]) -> Arrangement:
-    """Guess how a previous spec's objects were arranged, to lay them out again after an edit."""
-    if len(objects) <= 1:
-        return Arrangement.SINGLE
-    xs = [o["location"]["x"] for o in objects]
-    ys = [o["location"]["y"] for o in objects]
-    if max(xs) - min(xs) < 1e-6 and max(ys) - min(ys) < 1e-6:
-        return Arrangement.STACK
-    if max(ys) - min(ys) < 1e-6:
-        return Arrangement.ROW
-    cx, cy = sum(xs) / len(xs), sum(ys) / len(ys)
-    radii = [math.hypot(x - cx, y - cy) for x, y in zip(xs, ys, strict=True)]
-    if max(radii) - min(radii) < 1e-3 or sum(1 for r in radii if r < 1e-6) == 1:
-        return Arrangement.CIRCLE
-    if any(abs(o["rotation_deg"]["z"]) > 1e-6 for o in objects):
-        return Arrangement.SCATTER
-    return Arrangement.GRID
-
-
-def _layout(data: dict[str, Any], arrangement: Arrangement | None, seed: int, camera: dict[str, float],
-            reframe: bool) -> None:
-    objects: list[dict[str, Any]] = data["objects"]
-    if not objects:
-        return
-    if arrangement is None:
-        arrangement = Arrangement.SINGLE if len(objects) == 1 else (
-            Arrangement.ROW if len(objects) <= 5 else Arrangement.GRID)
-    # Row order follows "on the left"/"on the right" first, then the order of mention.
-    if arrangement is Arrangement.ROW and any("_side" in o for o in objects):
-        objects.sort(key=lambda o: o.get("_side", 0))
-    center_idx = next((k for k, o in enumerate(objects) if o.get("_center")), None)
-    placed = [Placed(half_extents(Primitive(o["primitive"]), tuple(o["scale"].values()), o.get("text")))
-              for o in objects]
-    ring = [p for k, p in enumerate(placed) if k != center_idx]
-    center = placed[center_idx] if center_idx is not None and arrangement is Arrangement.CIRCLE else None
-    if center is None:
-        ring = placed
-    arrange(ring, arrangement, center=center, seed=seed)
-    floating = data["floor"]["kind"] == "none" and arrangement is not Arrangement.STACK
-    for o, p in zip(objects, placed, strict=True):
-        o["location"] = {"x": round(p.x, 4), "y": round(p.y, 4), "z": round(p.z + (0.3 if floating else 0.0), 4)}
-        if arrangement is Arrangement.SCATTER:
-            o["rotation_deg"]["z"] = round(p.rot_z, 2)
-        elif o["rotation_deg"]["z"]:
-            o["rotation_deg"]["z"] = 0.0
-        o.pop("_side", None)
-        o.pop("_center", None)
-    if floating:
-        for p in placed:
-            p.z += 0.3
-    cam = data["camera"]
-    if cam.get("location") is None and reframe:
-        kind = data["animation"]["kind"]
-        (x0, y0, z0), (x1, y1, z1) = bounds(placed, spinning=kind == "spin")
-        if kind == "bounce":  # the builder lifts each object by max(0.5, 0.8 x its z scale)
-            z1 += max(max(0.5, o["scale"]["z"] * 0.8) for o in objects)
-        cx, cy, cz = (x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2
-        radius = max(0.5, 0.5 * math.dist((x0, y0, z0), (x1, y1, z1)))
-        lens = camera.get("lens", cam["lens_mm"])
-        out = data["output"]
-        tall = (z1 - z0) > 1.5 * max(x1 - x0, y1 - y0)
-        elevation = camera.get("elevation", 12.0 if tall else cam["orbit"]["elevation_deg"])
-        azimuth = camera.get("azimuth", cam["orbit"]["azimuth_deg"])
-        # A turntable sees the scene from every side: fit the worst of eight directions.
-        azimuths = [azimuth + k * 45.0 for k in range(8)] if data["animation"]["kind"] == "turntable" else [azimuth]
-        distance = fit_distance((x0, y0, z0), (x1, y1, z1), (cx, cy, cz), elevation_deg=elevation,
-                                azimuths_deg=azimuths, width=out["width"], height=out["height"], lens_mm=lens)
-        distance *= camera.get("distance", 1.0)
-        cam["look_at"] = {"x": round(cx, 4), "y": round(cy, 4), "z": round(cz, 4)}
-        cam["lens_mm"] = lens
-        cam["orbit"]["distance"] = round(min(max(distance, 1.5), 450.0), 3)
-        cam["orbit"]["elevation_deg"] = elevation
-        cam["orbit"]["azimuth_deg"] = azimuth
-        # The floor must reach past the objects and well into the view.
-        extent = max(abs(x0), abs(x1), abs(y0), abs(y1))
-        floor = data["floor"]
-        floor["size"] = round(min(500.0, max(floor["size"], 2 * extent + 2 * distance)), 2)
-        if floor["kind"] in ("checkered", "grid"):
-            floor["tiles"] = max(1, min(200, round(floor["size"] / max(1.0, radius))))
-
-
-# ------------------------------------------------------------------------- the interpreter
-
-class OfflineInterpreter:
-    """Deterministic text-to-SceneSpec grammar; the embedded default and the last fallback.
-
-    `interpret("three red spheres in a row on a checkered floor")` makes a full spec;
-    with `previous=spec`, the text is an edit of that spec ("make it blue", "add two more
-    spheres", "remove the cube", "4k") and the whole new spec is returned.
-    """
-
-    provider = PROVIDER
-
-    def interpret(self, text: str, *, previous: SceneSpec | None = None,
-                  correlation_id: str = "") -> Interpretation:
-        """Text (or an edit of `previous`) to a spec. Raises SpecError for unusable input."""
-        original = text or ""
-        warnings: list[str] = []
-        if len(original) > MAX_REQUEST_CHARS:
-            warnings.append(f"request was {len(original)} characters; only the first {MAX_REQUEST_CHARS} were read")
-            original = original[:MAX_REQUEST_CHARS]
-        if not original.strip():
-            raise SpecError(f"There is nothing to render: tell me what you want, e.g. {EXAMPLE}.", ["request"])
-        parse = _Parse(original, previous)
-        parse.warnings.extend(warnings)
-        parse.parse_output()
-        parse.parse_motion()
-        parse.parse_camera()
-        parse.parse_floor()
-        parse.parse_world()
-        parse.parse_lighting()
-        parse.parse_arrangement()
-        groups = parse.parse_objects()
-        seed = zlib.crc32(original.strip().lower().encode("utf-8"))
-        if previous is None:
-            self._build_new(parse, groups, seed)
-        else:
-            self._apply_edit(parse, groups, previous, seed)
-        not_understood = parse.leftovers()
-        spec, clamp_warnings = parse_scene_spec(parse.data)
-        parse.warnings.extend(clamp_warnings)
-        log.debug("offline interpretation", extra={"correlation_id": correlation_id,
-                                                     "objects": len(spec.objects),
-                                                     "not_understood": len(not_understood)})
-        return Interpretation(spec=spec, provider=PROVIDER, warnings=parse.warnings,
-                              not_understood=not_understood, notes=parse.notes)
-
-    # ---------------------------------------------------------------- new scenes
-    def _expand(self, parse: _Parse, groups: list[_Group], room: int) -> list[dict[str, Any]]:
-        """Groups to object dicts, capped at `room` objects in total with a warning."""
-        objects: list[dict[str, Any]] = []
-        wanted = sum(g.count for g in groups)
-        if wanted > room:
-            parse.warn(f"{wanted} objects were asked for; objects is limited to {MAX_OBJECTS}, "
-                       f"so {room} were made")
-        for g in groups:
-            for k in range(g.count):
-                if len(objects) >= room:
-                    return objects
-                prim = g.primitive or GENERIC_MIX[k % len(GENERIC_MIX)]
-                obj = _new_object(prim, g.mods, g.text)
-                if g.center:
-                    obj["_center"] = True
-                objects.append(obj)
-        return objects
-
-    def _build_new(self, parse: _Parse, groups: list[_Group], seed: int) -> None:
-        groups = [g for g in groups if g.count > 0]
-        if not groups:
-            leftovers = parse.leftovers()
-            hint = f" (I did not understand: {_hint(leftovers)})" if leftovers else ""
-            raise SpecError(f'I could not find anything to render in "{_shorten(parse.text)}"{hint}; '
-                            f"try {EXAMPLE}. Shapes I know: cube, sphere, ico sphere, cylinder, cone, torus, "
-                            f'plane, monkey, and text like \'the word "hi"\'.', ["objects"])
-        # "a sphere on a cube": the cube goes under the sphere.
-        if any(g.below_previous for g in groups) or parse.stack_on_top:
-            ordered: list[_Group] = []
-            for g in groups:
-                if g.below_previous and ordered:
-                    ordered.insert(len(ordered) - 1, g)
-                else:
-                    ordered.append(g)
-            groups = ordered
-            if parse.stack_on_top or any(g.below_previous for g in groups):
-                parse.arrangement = parse.arrangement or Arrangement.STACK
-        if any(g.center for g in groups) and parse.arrangement is None:
-            parse.arrangement = Arrangement.CIRCLE
-        parse.data["objects"] = objects = self._expand(parse, groups, MAX_OBJECTS)
-        self._name_objects(objects)
-        if parse.arrangement is Arrangement.STACK and len(objects) > 12:
-            parse.warn("a stack of more than 12 objects would leave the frame: arranged in a grid instead")
-            parse.arrangement = Arrangement.GRID
-        _layout(parse.data, parse.arrangement, seed, parse.camera, reframe=True)
-        self._fast_animation_defaults(parse)
-
-    @staticmethod
-    def _fast_animation_defaults(parse: _Parse) -> None:
-        # A turntable renders every frame: at the still defaults (640x480, 32 samples) a
-        # 24-frame GIF takes minutes on a CPU node. Unless the request named a size or a
-        # quality, animations default to a preview that answers in seconds; "high quality"
-        # or a thread follow-up re-renders it bigger.
-        out = parse.data["output"]
-        if parse.data["animation"]["kind"] == "none" or parse.res_explicit or parse.quality_explicit:
-            return
-        out["width"], out["height"] = ANIMATION_WIDTH, max(MIN_RESOLUTION,
-                                                            round(ANIMATION_WIDTH * out["height"] / out["width"]))
-        out["samples"] = min(out["samples"], ANIMATION_SAMPLES)
-        parse.notes.append(f"animations render as a {out['width']}x{out['height']} preview at "
-                           f"{out['samples']} samples; ask for \"high quality\" for more")
-
-    @staticmethod
-    def _name_objects(objects: list[dict[str, Any]]) -> None:
-        totals: dict[str, int] = {}
-        for o in objects:
-            totals[_object_name(o)] = totals.get(_object_name(o), 0) + 1
-        seen: dict[str, int] = {}
-        for o in objects:
-            base = _object_name(o)
-            seen[base] = seen.get(base, 0) + 1
-            o["name"] = (f"{base} {seen[base]}" if totals[base] > 1 else base)[:64]
-
-    # ---------------------------------------------------------------- edits
-    def _apply_edit(self, parse: _Parse, groups: list[_Group], previous: SceneSpec, seed: int) -> None:
-        data = parse.data
-        objects: list[dict[str, Any]] = data["objects"]
-        before = [dict(o) for o in objects]
-        verb = _edit_verb(parse.text)
-        relayout = parse.arrangement is not None
-        rescale = False
-        touched = False
-        added: list[_Group] = []
-        removed_any = False
-        skip_next = False
-        counted = {g.primitive.value for g in groups if g.set_count and g.primitive is not None}
-        if counted - {o["primitive"] for o in objects}:
-            # "make it three cones" of a cube: the objects named replace the others.
-            objects[:] = [o for o in objects if o["primitive"] in counted]
-            relayout = touched = True
-        for index, g in enumerate(groups):
-            if skip_next:
-                skip_next = False
-                continue
-            matches = [o for o in objects if g.primitive is not None and o["primitive"] == g.primitive.value
-                       and (g.selector_color is None
-                            or color_distance(o["material"]["base_color"], g.selector_color) < 60)]
-            if g.set_count:
-                self._set_count(parse, objects, g, matches)
-                relayout = touched = True
-                continue
-            if verb == "remove":
-                if not matches:
-                    parse.warn(f"there is no {g.label} to remove")
-                    continue
-                doomed = matches[-g.count:] if g.explicit_count or not g.definite else matches
-                for o in doomed:
-                    objects.remove(o)
-                removed_any = relayout = True
-                continue
-            if g.definite and matches and verb != "add":
-                nxt = groups[index + 1] if index + 1 < len(groups) else None
-                if not g.mods.any() and nxt is not None and not nxt.definite and nxt.primitive is not None:
-                    # "turn the cube into a sphere", "replace the cube with a red cone"
-                    for o in matches:
-                        o["primitive"] = nxt.primitive.value
-                        o["text"] = nxt.text if nxt.primitive is Primitive.TEXT else None
-                        self._modify(o, nxt.mods)
-                    skip_next = relayout = touched = True
-                    continue
-                for o in matches:
-                    self._modify(o, g.mods)
-                rescale = rescale or g.mods.size is not None or g.mods.relative_size is not None \
-                    or g.mods.stretch is not None
-                touched = touched or g.mods.any()
-                continue
-            if g.definite and not matches and verb != "add":
-                parse.warn(f"there is no {g.label} in the scene to change")
-                continue
-            added.append(g)
-        if added:
-            room = MAX_OBJECTS - len(objects)
-            if room <= 0:
-                parse.warn(f"objects is limited to {MAX_OBJECTS}; nothing was added")
-            else:
-                for g in added:
-                    if g.primitive is not None and not g.mods.any():
-                        template = next((o for o in reversed(objects) if o["primitive"] == g.primitive.value), None)
-                    else:
-                        template = None
-                    new = self._expand(parse, [g], room)
-                    for o in new:
-                        if template is not None:
-                            o["material"] = dict(template["material"])
-                            o["scale"] = dict(template["scale"])
-                    objects.extend(new)
-                    room -= len(new)
-                if verb != "add":
-                    parse.warn("new objects were added to the scene; say 'instead of' or 'remove' to replace")
-                relayout = True
-        if parse.set_total is not None and objects:
-            _set_total(parse, objects, parse.set_total)
-            relayout = touched = True
-        leftover = parse.leftover_mods
-        if leftover.any():
-            for o in objects:
-                self._modify(o, leftover)
-            touched = True
-            rescale = rescale or leftover.size is not None or leftover.relative_size is not None \
-                or leftover.stretch is not None
-        if verb == "remove" and not removed_any and not groups and parse.leftovers():
-            pass
-        if not objects:
-            raise SpecError("That would leave nothing to render: the edit removed every object.", ["objects"])
-        if relayout or rescale:
-            self._name_objects(objects)
-            arrangement = parse.arrangement or _infer_arrangement(before) if len(before) > 1 else parse.arrangement
-            if arrangement is Arrangement.SINGLE and len(objects) > 1:
-                arrangement = None
-            _layout(data, arrangement, seed, parse.camera, reframe=True)
-        elif parse.camera or parse.data["output"] != previous.output.model_dump(mode="json"):
-            # Camera words, or a new aspect ratio: frame the same objects again.
-            _layout(data, _infer_arrangement(objects), seed, parse.camera, reframe=True) \
-                if _infer_arrangement(objects) is not Arrangement.SCATTER else None
-        if not (touched or relayout or rescale or parse.changed or added):
-            words = parse.leftovers()
-            raise SpecError(f'I could not tell what to change in "{_shorten(parse.text)}"'
-                            + (f" (not understood: {_hint(words)})" if words else "")
-                            + '; try "make it blue", "add two more spheres", "remove the cube", "bigger", '
-                              '"4k", "make it spin" or "sunset lighting".', ["request"])
-
-    def _set_count(self, parse: _Parse, objects: list[dict[str, Any]], g: _Group,
-                   matches: list[dict[str, Any]]) -> None:
-        """Exactly g.count objects of g's shape: the extra ones go, missing ones are copies of the
-        last one (or new ones when there is none); g's modifiers apply to all of them."""
-        target = g.count
-        kept = matches[:target]
-        doomed = matches[target:]
-        if doomed:
-            objects[:] = [o for o in objects if not any(o is d for d in doomed)]
-        room = MAX_OBJECTS - len(objects)
-        extra = target - len(kept)
-        if extra > room:
-            parse.warn(f"{target} {g.label} were asked for; objects is limited to {MAX_OBJECTS}, "
-                       f"so {len(kept) + max(0, room)} were made")
-            extra = max(0, room)
-        copies: list[dict[str, Any]] = []
-        if extra > 0 and kept:
-            template = kept[-1]
-            copies = [copy.deepcopy(template) for _ in range(extra)]
-            at = next(k for k, o in enumerate(objects) if o is template) + 1
-            objects[at:at] = copies
-        elif extra > 0:
-            objects.extend(self._expand(parse, [replace(g, count=extra)], room))
-        if g.mods.any():
-            for o in kept + copies:
-                self._modify(o, g.mods)
-
-    @staticmethod
-    def _modify(obj: dict[str, Any], mods: _Mods) -> None:
-        obj["material"] = _material(mods, obj["material"])
-        if mods.checker is False and obj["material"].get("checker") and mods.color is not None:
-            obj["material"]["checker"]["color2"] = obj["material"]["checker"]["color2"]
-        if mods.size is not None or mods.relative_size is not None or mods.stretch is not None:
-            scale = _scale(mods, (obj["scale"]["x"], obj["scale"]["y"], obj["scale"]["z"]))
-            obj["scale"] = {"x": scale[0], "y": scale[1], "z": scale[2]}
-
-
-def _set_total(parse: _Parse, objects: list[dict[str, Any]], wanted: int) -> None:
-    """ "5 of them": drop objects from the end, or copy each in turn beside itself."""
-    target = min(wanted, MAX_OBJECTS)
-    if wanted > MAX_OBJECTS:
-        parse.warn(f"{wanted} objects were asked for; objects is limited to {MAX_OBJECTS}, "
-                   f"so {MAX_OBJECTS} were made")
-    if target <= len(objects):
-        del objects[target:]
-        return
-    originals = list(objects)
-    extra = target - len(originals)
-    out: list[dict[str, Any]] = []
-    for k, o in enumerate(originals):
-        out.append(o)
-        out.extend(copy.deepcopy(o) for _ in range(extra // len(originals) + (k < extra % len(originals))))
-    objects[:] = out
-
-
-def _edit_verb(text: str) -> str:
-    low = f" {text.lower()} "
-    if re.search(r"\b(remove|delete|get rid of|take away|take out|drop|erase|without|no more|lose|ditch)\b", low):
-        return "remove"
-    if re.search(r"\b(add|also|plus|another|more|include|put in|throw in|with an? extra|extra)\b", low):
-        return "add"
-    return "modify"
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-# ------------------------------------------------------------------------------ intent
-
-_ANALYZE_RE = re.compile(r"\b(analy[sz]e|analysis|sentiment|how does (this|that|it) sound|what tone|tone of|"
-                         r"the tone|mood of|emotion|feel(ing)? about|is (this|that|it) (positive|negative)|"
-                         r"positive or negative|classify)\b")
-_HELP_RE = re.compile(r"^\W*(help|usage|commands|examples?|\?+)\W*$|\b(what can you do|how do i|how to use|"
-                      r"what do you do|how does this work|what are the commands|show me (the )?commands|"
-                      r"help me|can you help)\b")
-_STATUS_RE = re.compile(r"\b(status|queue|queued|what are you doing|are you (busy|up|alive|there|running|online)|"
-                        r"uptime|ping|my jobs|list jobs|jobs|progress|how long|still working|is it done|eta)\b")
-_EDIT_START_RE = re.compile(r"^\W*(?:(?:now|then|please|ok|okay|and|also|can you|could you|pls)\W+)*"
-                            r"(make|turn|change|paint|color|colour|add|remove|delete|use|switch|set|increase|"
-                            r"decrease|bigger|smaller|larger|higher|lower|more|less|stop|again|redo|rerender|"
-                            r"re-render|same|instead|swap|replace|move|rotate it|spin it|zoom|without)\b")
-_RENDER_RE = re.compile(r"\b(render|draw|show me|create|generate|paint|model|build|make|give me|i want|"
-                        r"picture of|image of|scene)\b")
-_CHITCHAT_RE = re.compile(r"^\W*(hi|hello|hey|thanks|thank you|thx|cool|nice|great|good (morning|night|evening)|"
-                          r"bye|lol|ok|okay|yo|sup)\W*$")
-
-
-def _mentions_shape(text: str) -> bool:
-    words = re.findall(r"[a-z]+", text)
-    if any(w in ("text", "word") for w in words) and ('"' in text or "\u201c" in text):
-        return True
-    for n in (3, 2, 1):
-        for k in range(len(words) - n + 1):
-            if tuple(words[k:k + n]) in SHAPE_WORDS:
-                return True
-    return False
-
-
-def offline_intent(text: str) -> str:
-    """Classify a message by keywords: render, edit, analyze, help, status or chitchat."""
-    low = " ".join((text or "").lower().split())[:MAX_REQUEST_CHARS]
-    if not low or _CHITCHAT_RE.match(low):
-        return "chitchat"
-    if _ANALYZE_RE.search(low):
-        return "analyze"
-    shape = _mentions_shape(low)
-    if _HELP_RE.search(low) and not (shape and _RENDER_RE.search(low)):
-        return "help"
-    edit_start = _EDIT_START_RE.match(low)
-    if edit_start:
-        rest = low[edit_start.end():]
-        # "make a red cube" asks for a new scene; "make it blue" / "make the cube red" edit one.
-        if not (edit_start.group(1) in ("make", "paint", "model") and re.match(r"\W*(an?|\d+|one|two|three|four|"
-                                                                               r"five|six|some|several)\b", rest)):
-            return "edit"
-    if shape or _RENDER_RE.search(low) and re.search(r"\b(floor|sky|background|scene|lighting)\b", low):
-        return "render"
-    if _STATUS_RE.search(low):
-        return "status"
-    if re.match(r"^\W*(it|them|everything)\b", low) or re.search(r"\b(bigger|smaller|higher quality|4k|"
-                                                                r"in eevee|with cycles)\b", low):
-        return "edit"
-    if _RENDER_RE.search(low):
-        return "render"
-    return "chitchat"

@@ -1,6 +1,6 @@
 """Word lists for the offline interpreter: shapes, counts, materials, sizes and filler words.
 
-Kept apart from the grammar in `interpreter.py` so the vocabulary can grow without touching
+Kept apart from the grammar in `parse.py` so the vocabulary can grow without touching
 the parsing logic. All keys are lower case; multi-word keys are tuples of words.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .scene_spec import Primitive
+from ...core.scene_spec import Primitive
 
 log = logging.getLogger(__name__)
 

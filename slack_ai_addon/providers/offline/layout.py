@@ -13,8 +13,9 @@ import math
 import random
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from .scene_spec import Primitive
+from ...core.scene_spec import Primitive
 
 log = logging.getLogger(__name__)
 
@@ -188,3 +189,86 @@ def fit_distance(lo: tuple[float, float, float], hi: tuple[float, float, float],
             vertical = abs(sum(a * b for a, b in zip(p, up, strict=True)))
             need = max(need, toward + lateral / tan_h, toward + vertical / tan_v)
     return need * margin
+
+
+# --------------------------------------------------------------------- laying out a spec
+
+def infer_arrangement(objects: list[dict[str, Any]]) -> Arrangement:
+    """Guess how a previous spec's objects were arranged, to lay them out again after an edit."""
+    if len(objects) <= 1:
+        return Arrangement.SINGLE
+    xs = [o["location"]["x"] for o in objects]
+    ys = [o["location"]["y"] for o in objects]
+    if max(xs) - min(xs) < 1e-6 and max(ys) - min(ys) < 1e-6:
+        return Arrangement.STACK
+    if max(ys) - min(ys) < 1e-6:
+        return Arrangement.ROW
+    cx, cy = sum(xs) / len(xs), sum(ys) / len(ys)
+    radii = [math.hypot(x - cx, y - cy) for x, y in zip(xs, ys, strict=True)]
+    if max(radii) - min(radii) < 1e-3 or sum(1 for r in radii if r < 1e-6) == 1:
+        return Arrangement.CIRCLE
+    if any(abs(o["rotation_deg"]["z"]) > 1e-6 for o in objects):
+        return Arrangement.SCATTER
+    return Arrangement.GRID
+
+
+def layout_objects(data: dict[str, Any], arrangement: Arrangement | None, seed: int, camera: dict[str, float],
+            reframe: bool) -> None:
+    objects: list[dict[str, Any]] = data["objects"]
+    if not objects:
+        return
+    if arrangement is None:
+        arrangement = Arrangement.SINGLE if len(objects) == 1 else (
+            Arrangement.ROW if len(objects) <= 5 else Arrangement.GRID)
+    # Row order follows "on the left"/"on the right" first, then the order of mention.
+    if arrangement is Arrangement.ROW and any("_side" in o for o in objects):
+        objects.sort(key=lambda o: o.get("_side", 0))
+    center_idx = next((k for k, o in enumerate(objects) if o.get("_center")), None)
+    placed = [Placed(half_extents(Primitive(o["primitive"]), tuple(o["scale"].values()), o.get("text")))
+              for o in objects]
+    ring = [p for k, p in enumerate(placed) if k != center_idx]
+    center = placed[center_idx] if center_idx is not None and arrangement is Arrangement.CIRCLE else None
+    if center is None:
+        ring = placed
+    arrange(ring, arrangement, center=center, seed=seed)
+    floating = data["floor"]["kind"] == "none" and arrangement is not Arrangement.STACK
+    for o, p in zip(objects, placed, strict=True):
+        o["location"] = {"x": round(p.x, 4), "y": round(p.y, 4), "z": round(p.z + (0.3 if floating else 0.0), 4)}
+        if arrangement is Arrangement.SCATTER:
+            o["rotation_deg"]["z"] = round(p.rot_z, 2)
+        elif o["rotation_deg"]["z"]:
+            o["rotation_deg"]["z"] = 0.0
+        o.pop("_side", None)
+        o.pop("_center", None)
+    if floating:
+        for p in placed:
+            p.z += 0.3
+    cam = data["camera"]
+    if cam.get("location") is None and reframe:
+        kind = data["animation"]["kind"]
+        (x0, y0, z0), (x1, y1, z1) = bounds(placed, spinning=kind == "spin")
+        if kind == "bounce":  # the builder lifts each object by max(0.5, 0.8 x its z scale)
+            z1 += max(max(0.5, o["scale"]["z"] * 0.8) for o in objects)
+        cx, cy, cz = (x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2
+        radius = max(0.5, 0.5 * math.dist((x0, y0, z0), (x1, y1, z1)))
+        lens = camera.get("lens", cam["lens_mm"])
+        out = data["output"]
+        tall = (z1 - z0) > 1.5 * max(x1 - x0, y1 - y0)
+        elevation = camera.get("elevation", 12.0 if tall else cam["orbit"]["elevation_deg"])
+        azimuth = camera.get("azimuth", cam["orbit"]["azimuth_deg"])
+        # A turntable sees the scene from every side: fit the worst of eight directions.
+        azimuths = [azimuth + k * 45.0 for k in range(8)] if data["animation"]["kind"] == "turntable" else [azimuth]
+        distance = fit_distance((x0, y0, z0), (x1, y1, z1), (cx, cy, cz), elevation_deg=elevation,
+                                azimuths_deg=azimuths, width=out["width"], height=out["height"], lens_mm=lens)
+        distance *= camera.get("distance", 1.0)
+        cam["look_at"] = {"x": round(cx, 4), "y": round(cy, 4), "z": round(cz, 4)}
+        cam["lens_mm"] = lens
+        cam["orbit"]["distance"] = round(min(max(distance, 1.5), 450.0), 3)
+        cam["orbit"]["elevation_deg"] = elevation
+        cam["orbit"]["azimuth_deg"] = azimuth
+        # The floor must reach past the objects and well into the view.
+        extent = max(abs(x0), abs(x1), abs(y0), abs(y1))
+        floor = data["floor"]
+        floor["size"] = round(min(500.0, max(floor["size"], 2 * extent + 2 * distance)), 2)
+        if floor["kind"] in ("checkered", "grid"):
+            floor["tiles"] = max(1, min(200, round(floor["size"] / max(1.0, radius))))
