@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         runtime.add_listener(ProgressPrinter())
     dispatcher = runtime.dispatcher(claim_only=own_jobs)
     state = Path(tempfile.mkdtemp(prefix="slackai-command-")) / "agent_state.db"
-    agent = AgentService(runtime, settings=settings, update_interval_s=2.0, state_path=state)  # 30 chat.update a minute: under Tier 3
+    # Progress every 2 s: 30 chat.update a minute, under Slack's Tier 3 (about 50).
+    agent = AgentService(runtime, settings=settings, update_interval_s=2.0, state_path=state)
     try:
         agent.start()
         if not agent.wait_until_connected(15):

@@ -78,7 +78,5 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         lease_s=settings.lease_s,
     )
     pipeline = JobPipeline(deps)
-    add_upload_listener = getattr(output_store, "add_upload_listener", None)
-    if add_upload_listener is not None:
-        add_upload_listener(pipeline.output_stored_late)
+    output_store.add_upload_listener(pipeline.output_stored_late)
     return Runtime(settings=settings, pipeline=pipeline, store=store, output_dir=output_dir, closers=closers)

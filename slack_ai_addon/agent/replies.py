@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from ..core.jobs import Job, JobKind, JobStore
-from ..core.pipeline import JobEvent
+from ..core.pipeline import EventKind, JobEvent
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .pacing import ChannelPacer, UpdateCoalescer, call_slack
@@ -269,7 +269,7 @@ class SlackReplier:
         if target is None:
             return
         target.cancelled_by = by
-        self.lanes.submit(job.id, lambda: self._handle(target, JobEvent("cancelled", job)))
+        self.lanes.submit(job.id, lambda: self._handle(target, JobEvent(EventKind.CANCELLED, job)))
 
     def _placeholder(self, t: ReplyTarget) -> None:
         """An adopted job whose placeholder the claim did not know yet: read the job row (the

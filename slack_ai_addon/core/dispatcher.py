@@ -70,6 +70,9 @@ class Dispatcher:
         self.can_render = can_render and pipeline.deps.renderer is not None
         self.max_in_flight = max_in_flight
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-io")
+        # Submits and cancels from the main thread (the panel), in the order they were made:
+        # a Cancel right after Render must find the job's row.
+        self._intake = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slackai-intake")
         self._ready: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._held: dict[str, _Held] = {}  # job id -> lease, while this node holds it
         self._parked: dict[str, Job] = {}  # final writes the database has not confirmed yet
@@ -133,7 +136,9 @@ class Dispatcher:
 
     def idle(self) -> bool:
         """Nothing held, parked, ready or rendering, and the last look at the queue found nothing."""
-        looked = self._housekeeping is not None and (self._housekeeping.done() or self._queue_was_empty)
+        # A node that is stopping takes nothing new: it need not look at the queue again.
+        looked = self.stopping or (self._housekeeping is not None
+                                   and (self._housekeeping.done() or self._queue_was_empty))
         with self._lock:
             parked = len(self._parked)
         return looked and self.in_flight() == 0 and parked == 0 and self._ready.empty() and self._active is None
@@ -148,11 +153,13 @@ class Dispatcher:
             held = self._held.get(job_id)
             if held is not None:
                 held.cancel = True
-        track(self.io.submit(self.store.request_cancel, job_id))
+        track(self._intake.submit(self.store.request_cancel, job_id))
 
     def submit(self, job: Job) -> Future[Job]:
-        """Enqueue a new job from the main thread (the panel): the insert runs on the pool."""
-        return self.io.submit(self.pipeline.submit, job)
+        """Enqueue a new job from the main thread (the panel): the insert runs off it."""
+        future = self._intake.submit(self.pipeline.submit, job)
+        track(future)
+        return future
 
     def begin_stop(self, grace_s: float | None = None) -> None:
         """Stop taking jobs. Jobs not started yet go back to the queue; a running render may go
@@ -185,6 +192,7 @@ class Dispatcher:
             except Exception:
                 log.debug("housekeeping ended with an error", exc_info=True)
         self._stop.set()
+        self._intake.shutdown(wait=wait)
         self.io.shutdown(wait=wait, cancel_futures=not wait)
 
     # ------------------------------------------------------------------ main thread internals
@@ -299,37 +307,37 @@ class Dispatcher:
         else:
             log.warning("lease expired; job requeued", extra={"job_id": job_id})
 
-    def _claim_next(self) -> Job | None:
+    def _claim_next(self) -> tuple[Job | None, bool]:
+        """The next job for this node, and whether the look covered every kind it takes."""
         if self.claim_only is None:
             # One render at a time: a render job held while another renders would only wait
             # here while another node could have started it. Analyses run on the pool, so
             # they may be taken beside a render (a quick /analyze is not stuck behind it).
             with self._lock:
                 rendering = any(h.kind is JobKind.RENDER for h in self._held.values())
+            restricted = self.can_render and rendering
             kinds = None if self.can_render and not rendering else (JobKind.ANALYZE,)
-            return self.store.claim_next(self.node_id, self.lease_s, kinds)
+            return self.store.claim_next(self.node_id, self.lease_s, kinds), not restricted
         for job_id in sorted(self.claim_only):
             self.claim_only.discard(job_id)
             job = self.store.claim(job_id, self.node_id, self.lease_s)
             if job is not None:
-                return job
+                return job, True
             self.outcomes[job_id] = "taken"
-        return None
+        return None, True
 
     def _claim_more(self) -> None:
         claimed = 0
         while self.in_flight() < self.max_in_flight and not self.stopping:
             try:
-                job = self._claim_next()
+                job, looked_at_all = self._claim_next()
             except Exception as exc:
                 log.warning("claim failed: %s", exc)
                 return
             if job is None:
                 # Only a look at every kind this node takes says the queue is empty (while a
                 # render is held, only analyses were looked for).
-                with self._lock:
-                    restricted = any(h.kind is JobKind.RENDER for h in self._held.values())
-                self._queue_was_empty = claimed == 0 and not (restricted and self.can_render)
+                self._queue_was_empty = claimed == 0 and looked_at_all
                 return
             claimed += 1
             self._queue_was_empty = False
@@ -413,10 +421,12 @@ class Dispatcher:
     def _confirm_parked(self) -> None:
         with self._lock:
             parked = list(self._parked.values())
-        outbox = getattr(self.store, "outbox", None)
         for job in parked:
-            if outbox is not None and outbox.entries_for_job(job.id):
-                continue  # still buffered: the replay comes first
+            try:
+                if self.store.pending_writes(job.id):
+                    continue  # still buffered: the replay comes first
+            except Exception:
+                return
             try:
                 row = self.store.get(job.id)
             except Exception:
@@ -472,11 +482,8 @@ class Dispatcher:
     def _flush_buffered_records(self) -> None:
         """Writes buffered while the database was down go in before this node sweeps leases:
         else its own finished jobs, still "running" in the table, would be requeued."""
-        flush = getattr(self.store, "flush_outbox", None)
-        if flush is None:
-            return
         try:
-            flushed = flush()
+            flushed = self.store.flush_outbox()
             if flushed:
                 log.info("wrote %d record(s) buffered during a database outage", flushed)
         except Exception as exc:
@@ -484,9 +491,10 @@ class Dispatcher:
 
     def _retry_uploads(self) -> None:
         """Send uploads queued during an object-storage outage, on the I/O pool (network)."""
-        retry = getattr(self.pipeline.deps.output_store, "retry_pending", None)
-        if retry is None or (self._upload_retry is not None and not self._upload_retry.done()):
+        output_store = self.pipeline.deps.output_store
+        if output_store is None or (self._upload_retry is not None and not self._upload_retry.done()):
             return
+        retry = output_store.retry_pending
 
         def run() -> None:
             try:

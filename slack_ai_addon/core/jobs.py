@@ -262,6 +262,17 @@ class JobStore(Protocol):
     def count(self, statuses: tuple[JobStatus, ...]) -> int:
         ...
 
+    def flush_outbox(self) -> int:
+        """Write what was buffered while the database was down; returns how many records."""
+        ...
+
+    def pending_writes(self, job_id: str) -> int:
+        """How many of this job's writes still wait in the outbox."""
+        ...
+
+    def close(self) -> None:
+        ...
+
 
 @runtime_checkable
 class ActivityRecorder(Protocol):

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -85,6 +86,9 @@ class SceneRenderer(Protocol):
         ...
 
 
+UploadListener = Callable[[str, str, str, str], None]  # (job id, local path, key, url)
+
+
 class OutputStore(Protocol):
     """Object storage for finished outputs (S3/MinIO, or the local folder)."""
 
@@ -93,14 +97,45 @@ class OutputStore(Protocol):
         raise `StorageUnavailable` after queueing the upload for later."""
         ...
 
+    def retry_pending(self) -> int:
+        """Upload what was queued while storage was down; returns how many went up."""
+        ...
+
+    def add_upload_listener(self, listener: UploadListener) -> None:
+        """Called for each queued upload once it went up (late links for Slack)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
 
 class StorageUnavailable(RuntimeError):
     pass
 
 
+class EventKind(str, Enum):
+    """What happened to a job. `str` so that listeners may compare with plain strings."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STORED = "stored"  # a late object-storage upload went through
+
+    @property
+    def is_final(self) -> bool:
+        return self in (EventKind.DONE, EventKind.FAILED, EventKind.CANCELLED)
+
+
+FINAL_EVENTS: dict[JobStatus, EventKind] = {
+    JobStatus.DONE: EventKind.DONE, JobStatus.FAILED: EventKind.FAILED, JobStatus.CANCELLED: EventKind.CANCELLED}
+
+
 @dataclass
 class JobEvent:
-    kind: str  # queued | started | progress | done | failed | cancelled | stored (a late upload)
+    kind: EventKind
     job: Job
     progress: RenderProgress | None = None
     message: str = ""
@@ -145,8 +180,8 @@ class JobPipeline:
         self.progress_hook: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- events
-    def emit(self, kind: str, job: Job, progress: RenderProgress | None = None, message: str = "") -> None:
-        event = JobEvent(kind, job.copy(), progress, message)
+    def emit(self, kind: EventKind, job: Job, progress: RenderProgress | None = None, message: str = "") -> None:
+        event = JobEvent(EventKind(kind), job.copy(), progress, message)
         for listener in list(self.deps.listeners):
             try:
                 listener.on_job_event(event)
@@ -167,7 +202,7 @@ class JobPipeline:
         emits `queued`."""
         job = self.validate_request(job)
         job = self.deps.store.add(job)
-        self.emit("queued", job)
+        self.emit(EventKind.QUEUED, job)
         return job
 
     @staticmethod
@@ -232,7 +267,7 @@ class JobPipeline:
         result = self._write(job, "running", JobStatus.RUNNING)
         if result is not Fenced.LOST:
             job.status = JobStatus.RUNNING
-            self.emit("started", job)
+            self.emit(EventKind.STARTED, job)
         return result
 
     # -- step 2
@@ -263,7 +298,7 @@ class JobPipeline:
             now = time.monotonic()
             if now - last_emit[0] >= 0.25 or p.frame == p.frames:  # listeners throttle further
                 last_emit[0] = now
-                self.emit("progress", job, p)
+                self.emit(EventKind.PROGRESS, job, p)
 
         def stop() -> str:
             reason = should_stop() if should_stop else ""
@@ -339,8 +374,7 @@ class JobPipeline:
 
     def announce_final(self, job: Job) -> None:
         """Tell the listeners a job's final state (once its final write is known to have applied)."""
-        kind = {JobStatus.DONE: "done", JobStatus.CANCELLED: "cancelled"}.get(job.status, "failed")
-        self.emit(kind, job, message=job.error)
+        self.emit(FINAL_EVENTS.get(job.status, EventKind.FAILED), job, message=job.error)
 
     def release(self, job: Job) -> Fenced:
         """Hand an unfinished job back to the queue (a node stopping): no failure is counted."""
@@ -363,7 +397,7 @@ class JobPipeline:
             self.deps.store.set_outputs(job.id, job.outputs)
         except Exception:
             log.exception("could not record the late upload", extra={"job_id": job_id})
-        self.emit("stored", job, message=url)
+        self.emit(EventKind.STORED, job, message=url)
 
     def fail(self, job: Job, message: str) -> Fenced:
         job.error = message

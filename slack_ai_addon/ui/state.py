@@ -274,8 +274,11 @@ def submit_local_render(settings: Settings, prompt: str, *, engine: str = "", on
     job = Job(kind=JobKind.RENDER, request_text=prompt, requester=Requester(source="blender_ui"),
               options={"engine": engine} if engine and engine != "DEFAULT" else {})
     job = JobPipeline.validate_request(job)  # bad input is reported at once, without I/O
-    # The insert runs on the I/O pool: a slow database must not freeze Blender.
+    # The insert runs off the main thread: a slow database must not freeze Blender. The
+    # panel lists the job at once (so Cancel finds it before the insert is through).
     rt.dispatcher(incremental=True).submit(job)
+    session.jobs[job.id] = JobRow(job.id, job.kind.value, job.status.value, job.request_text[:80], time.time())
+    session.changed = True
     return job
 
 

@@ -76,15 +76,17 @@ def addon(user_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     addon_utils.disable(ADDON, default_set=True, handle_error=None)
 
 
-def _drive_until(predicate: Any, timeout_s: float = 60.0) -> None:
+def _drive_until(predicate: Any, timeout_s: float = 60.0) -> Any:
+    """Tick the timer until `predicate()` is truthy; returns its value."""
     from slack_ai_addon.blender import timer_driver
 
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while not (value := predicate()):
         assert time.monotonic() < deadline, "timed out driving the timer"
         interval = timer_driver.tick()
         assert isinstance(interval, float) and interval > 0
         time.sleep(0.01)
+    return value
 
 
 def test_render_prompt_operator_renders_through_the_timer(addon) -> None:
@@ -95,7 +97,8 @@ def test_render_prompt_operator_renders_through_the_timer(addon) -> None:
     assert bpy.ops.slack_ai.render_prompt(prompt="a red cube") == {"FINISHED"}
     assert addon.calls == []  # submit only queues; the timer does the work
     rt = state.session.runtime
-    job_id = rt.store.list_jobs(limit=1)[0].id
+    # The insert runs off the main thread: wait for the row.
+    job_id = _drive_until(lambda: rt.store.list_jobs(limit=1))[0].id
     _drive_until(lambda: rt.store.get(job_id).status.is_final)
     _drive_until(lambda: state.session.jobs.get(job_id) is not None
                  and state.session.jobs[job_id].status == "done")
@@ -131,9 +134,9 @@ def test_timer_survives_a_raising_job_and_a_raising_pump(addon) -> None:
 
     assert bpy.ops.slack_ai.render_prompt(prompt="first one explodes") == {"FINISHED"}
     rt = state.session.runtime
-    _explode["job_id"] = rt.store.list_jobs(limit=1)[0].id
+    _explode["job_id"] = _drive_until(lambda: rt.store.list_jobs(limit=1))[0].id
     assert bpy.ops.slack_ai.render_prompt(prompt="second one renders") == {"FINISHED"}
-    jobs = rt.store.list_jobs(limit=2)
+    jobs = _drive_until(lambda: len(rt.store.list_jobs(limit=2)) == 2 and rt.store.list_jobs(limit=2))
     _drive_until(lambda: all(rt.store.get(j.id).status.is_final for j in jobs))
     by_text = {j.request_text: rt.store.get(j.id) for j in jobs}
     assert by_text["first one explodes"].status.value == "failed"
@@ -148,9 +151,12 @@ def test_cancel_connect_and_disconnect_report(addon, monkeypatch: pytest.MonkeyP
 
     assert bpy.ops.slack_ai.cancel_job() == {"CANCELLED"}  # nothing to cancel yet
     assert bpy.ops.slack_ai.render_prompt(prompt="a red cube") == {"FINISHED"}
-    job_id = state.session.runtime.store.list_jobs(limit=1)[0].id
-    assert bpy.ops.slack_ai.cancel_job() == {"FINISHED"}
-    assert state.session.runtime.store.get(job_id).status.value == "cancelled"
+    assert bpy.ops.slack_ai.cancel_job() == {"FINISHED"}  # at once: the panel knows the job already
+    store = state.session.runtime.store
+    job_id = _drive_until(lambda: store.list_jobs(limit=1))[0].id
+    # Submit and cancel reach the database in order, off the main thread.
+    _drive_until(lambda: store.get(job_id).status.is_final)
+    assert store.get(job_id).status.value == "cancelled"
 
     # No tokens: connect refuses with the reason, and the panel state says so.
     assert bpy.ops.slack_ai.connect() == {"CANCELLED"}

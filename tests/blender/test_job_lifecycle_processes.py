@@ -135,7 +135,8 @@ def _farm(tmp_path: Path, stop_signal: signal.Signals) -> None:
                        120, "w1 rendering a job")
         workers["w1"].send_signal(stop_signal)
         if stop_signal is signal.SIGTERM:
-            assert workers["w1"].wait(30) == 0  # a graceful stop: it hands its jobs back and exits
+            # A graceful stop: it finishes its one-frame still (or hands the job back) and exits.
+            assert workers["w1"].wait(120) == 0
         else:
             workers["w1"].wait(10)
         _wait(lambda: all(r["status"] == "done" for r in _rows(db)), 300, "every job done")

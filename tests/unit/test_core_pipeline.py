@@ -141,6 +141,15 @@ class FlakyStorage:
     def store(self, job: Job, outputs: list[JobOutput]) -> list[JobOutput]:
         raise StorageUnavailable("connection refused")
 
+    def retry_pending(self) -> int:
+        return 0
+
+    def add_upload_listener(self, listener: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 def test_storage_outage_keeps_local_outputs_and_finishes(tmp_path: Path) -> None:
     pipe, _ = _pipeline(tmp_path, output_store=FlakyStorage())
@@ -217,6 +226,12 @@ def test_dispatcher_retries_queued_uploads_off_the_draining_thread(tmp_path: Pat
         def retry_pending(self) -> int:
             self.threads.append(threading.current_thread().name)
             return 1
+
+        def add_upload_listener(self, listener: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
 
     uploads = QueuedUploads()
     pipe, _ = _pipeline(tmp_path, output_store=uploads)
@@ -388,3 +403,24 @@ def test_a_job_that_ran_out_of_nodes_is_announced_once_by_the_sweep(tmp_path: Pa
     final = store.get(job.id)
     assert final is not None and final.status is JobStatus.FAILED and "3 nodes" in final.error
     assert events.kinds().count("failed") == 1
+
+
+def test_a_stopped_headless_loop_ends_once_its_work_is_settled(tmp_path: Path) -> None:
+    """SIGTERM on a worker or `serve`: the loop finishes what it holds and returns, even
+    though the dispatcher keeps starting housekeeping passes (it once waited for a claim
+    pass that a stopping node never makes)."""
+    pipe, events = _pipeline(tmp_path, renderer=PngRenderer(frame_delay=0.05))
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))
+    disp = Dispatcher(pipe, heartbeat_s=0.05)
+    stop = threading.Event()
+    try:
+        run_headless(disp, stop, until=lambda: disp.current_job_id == job.id or disp.settled(job.id),
+                     budget_s=0.01)
+        stop.set()
+        started = time.monotonic()
+        run_headless(disp, stop, budget_s=0.01, grace_s=30.0)
+        assert time.monotonic() - started < 5
+    finally:
+        disp.shutdown()
+    final = pipe.deps.store.get(job.id)
+    assert final is not None and final.status in (JobStatus.DONE, JobStatus.QUEUED)

@@ -254,6 +254,9 @@ class SqlJobStore:
         """Write buffered records now; returns how many (what stays waits for the next try)."""
         return self.outbox.replay(self._apply_outbox_entry)
 
+    def pending_writes(self, job_id: str) -> int:
+        return self.outbox.entries_for_job(job_id)
+
     def _apply_outbox_entry(self, entry: dict[str, Any]) -> None:
         data = entry["data"]
         kind = entry["type"]

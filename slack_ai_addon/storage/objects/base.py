@@ -11,9 +11,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
-from ...core.jobs import Job, JobOutput
+from ...core.jobs import Job
+from ...core.pipeline import OutputStore
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +23,9 @@ _CONTENT_TYPES = {".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png",
                   ".blend": "application/x-blender", ".exr": "image/x-exr"}
 
 
-class ManagedOutputStore(Protocol):
-    """`core.pipeline.OutputStore` plus the housekeeping the runtime calls."""
-
-    def store(self, job: Job, outputs: list[JobOutput]) -> list[JobOutput]:
-        ...
-
-    def retry_pending(self) -> int:
-        """Upload what was queued while storage was down; returns how many went up."""
-        ...
-
-    def close(self) -> None:
-        ...
+# The object-storage port is `core.pipeline.OutputStore` (store, retry_pending,
+# add_upload_listener, close); both stores here implement it.
+ManagedOutputStore = OutputStore
 
 
 def object_key(job: Job, filename: str) -> str:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from ...core.jobs import Job, JobOutput
+from ...core.pipeline import UploadListener
 from .base import content_type_for, object_key
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class LocalOutputStore:
 
     def retry_pending(self) -> int:
         return 0  # nothing can be pending locally
+
+    def add_upload_listener(self, listener: UploadListener) -> None:
+        pass  # nothing is ever uploaded late
 
     def close(self) -> None:
         pass
