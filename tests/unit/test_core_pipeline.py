@@ -424,3 +424,142 @@ def test_a_stopped_headless_loop_ends_once_its_work_is_settled(tmp_path: Path) -
         disp.shutdown()
     final = pipe.deps.store.get(job.id)
     assert final is not None and final.status in (JobStatus.DONE, JobStatus.QUEUED)
+
+
+def _drive(disp: Dispatcher, until, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Drain with a zero budget (one render step per call) until `until()`."""
+    deadline = time.monotonic() + timeout_s
+    while not until():
+        assert time.monotonic() < deadline, "timed out"
+        disp.drain(0.0)
+        time.sleep(0.005)
+
+
+def test_a_node_that_lost_its_lease_mid_render_stops_and_says_nothing(tmp_path: Path) -> None:
+    renderer = SteppedRenderer()
+    pipe, events = _pipeline(tmp_path, renderer=renderer)
+    store = pipe.deps.store
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))  # 5 frames
+    disp = Dispatcher(pipe, incremental=True, heartbeat_s=0.05)
+    try:
+        _drive(disp, lambda: renderer.frames_done >= 1)
+        # This node stalls past its lease: another node's sweep requeues the job and claims it.
+        assert store.requeue_expired(time.time() + 3600) == [job.id]
+        other = store.claim_next("other-node", 60)
+        assert other is not None and other.id == job.id
+        time.sleep(0.3)  # a few heartbeats (every 0.05 s) before the next frame
+        _drive(disp, lambda: disp.settled(job.id))
+    finally:
+        disp.shutdown()
+    assert disp.outcomes[job.id] == "lost"
+    assert renderer.frames_done < 5  # the heartbeat saw the lost lease and the render stopped
+    assert not {"done", "failed", "cancelled"} & set(events.kinds())  # the new owner answers, not us
+    row = store.get(job.id)
+    assert row is not None and row.status is JobStatus.CLAIMED and row.lease_owner == "other-node"
+    assert disp.jobs_done == 0
+
+
+def test_a_node_holds_one_render_at_a_time(tmp_path: Path) -> None:
+    renderer = SteppedRenderer()
+    pipe, _ = _pipeline(tmp_path, renderer=renderer)
+    store = pipe.deps.store
+    first = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))
+    second = pipe.submit(Job(kind=JobKind.RENDER, request_text="spin"))
+    disp = Dispatcher(pipe, incremental=True, heartbeat_s=0.05, max_in_flight=3)
+    seen_while_rendering: list[JobStatus] = []
+    try:
+        _drive(disp, lambda: disp.current_job_id != "")
+        rendering = disp.current_job_id
+        waiting_id = second.id if rendering == first.id else first.id
+        while disp.current_job_id == rendering:
+            time.sleep(0.03)  # claim passes run on the pool between frames
+            row = store.get(waiting_id)
+            assert row is not None
+            seen_while_rendering.append(row.status)
+            disp.drain(0.0)
+        _drive(disp, lambda: disp.settled(first.id) and disp.settled(second.id))
+    finally:
+        disp.shutdown()
+    # The other job stayed queued (free for any other node) while this one rendered.
+    assert len(seen_while_rendering) >= 4 and set(seen_while_rendering) == {JobStatus.QUEUED}
+
+
+def test_a_final_write_buffered_during_an_outage_is_announced_once_it_is_confirmed(tmp_path: Path) -> None:
+    import sqlite3
+
+    pipe, events = _pipeline(tmp_path)
+    store = pipe.deps.store
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
+    disp = Dispatcher(pipe, heartbeat_s=0.05)
+
+    def down() -> None:
+        raise sqlite3.OperationalError("unable to open database file (injected)")
+
+    original_finish = pipe.finish
+
+    def finish_during_outage(j: Job, result: RenderResult | None = None) -> object:
+        store.fault_hook = down  # type: ignore[attr-defined]
+        return original_finish(j, result)
+
+    pipe.finish = finish_during_outage  # type: ignore[method-assign]
+    try:
+        _drive(disp, lambda: store.outbox.pending())  # type: ignore[attr-defined]
+        time.sleep(0.2)
+        assert "done" not in events.kinds()  # not confirmed yet: nobody is told
+        store.fault_hook = None  # type: ignore[attr-defined]
+        _drive(disp, lambda: "done" in events.kinds())
+        for _ in range(20):
+            disp.drain(0.0)
+            time.sleep(0.01)
+    finally:
+        store.fault_hook = None  # type: ignore[attr-defined]
+        disp.shutdown()
+    assert events.kinds().count("done") == 1
+    row = store.get(job.id)
+    assert row is not None and row.status is JobStatus.DONE
+
+
+def test_a_buffered_final_write_that_lost_its_lease_is_never_announced(tmp_path: Path) -> None:
+    import sqlite3
+
+    pipe, events = _pipeline(tmp_path)
+    store = pipe.deps.store
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
+    disp = Dispatcher(pipe, heartbeat_s=0.05)
+
+    def down() -> None:
+        raise sqlite3.OperationalError("unable to open database file (injected)")
+
+    original_finish = pipe.finish
+
+    def finish_during_outage(j: Job, result: RenderResult | None = None) -> object:
+        store.fault_hook = down  # type: ignore[attr-defined]
+        return original_finish(j, result)
+
+    pipe.finish = finish_during_outage  # type: ignore[method-assign]
+    from slack_ai_addon.storage.db import open_sql_store
+
+    url = store.backend.redacted_url  # type: ignore[attr-defined]
+    try:
+        _drive(disp, lambda: store.outbox.pending())  # type: ignore[attr-defined]
+        # Meanwhile this node's lease runs out and another node takes the job and finishes it.
+        node2 = open_sql_store(url, outbox_path=tmp_path / "node2-outbox.jsonl")
+        assert node2.requeue_expired(time.time() + 3600) == [job.id]
+        taken = node2.claim_next("node-2", 60)
+        assert taken is not None
+        from slack_ai_addon.core.jobs import Fenced
+
+        assert node2.transition(taken.lease, "final", taken, JobStatus.FAILED) is Fenced.APPLIED
+        node2.close()
+        store.fault_hook = None  # type: ignore[attr-defined]
+        _drive(disp, lambda: disp.settled(job.id), timeout_s=30)
+        for _ in range(20):
+            disp.drain(0.0)
+            time.sleep(0.01)
+    finally:
+        store.fault_hook = None  # type: ignore[attr-defined]
+        disp.shutdown()
+    assert disp.outcomes[job.id] == "lost"
+    assert "done" not in events.kinds() and "failed" not in events.kinds()
+    row = store.get(job.id)
+    assert row is not None and row.status is JobStatus.FAILED and row.lease_owner == "node-2"
