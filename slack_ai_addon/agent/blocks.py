@@ -10,11 +10,12 @@ from typing import Any
 
 from ..core.jobs import Job, JobStatus
 from ..core.pipeline import RenderProgress
+from ..textutil import clip as clip  # re-exported: callers write `bk.clip(...)` beside `bk.escape(...)`
 
 Blocks = list[dict[str, Any]]
 
-SECTION_LIMIT = 2900  # Block Kit section text is capped at 3000 characters
-TEXT_LIMIT = 3900  # chat.update answers msg_too_long above 4000
+SECTION_LIMIT = 2900  # Block Kit section text is capped at 3000 characters (docs/SLACK_RULES.md)
+TEXT_LIMIT = 3900  # chat.update answers msg_too_long above 4000 (docs/SLACK_RULES.md)
 
 ACTION_CANCEL = "cancel_job"
 ACTION_RERENDER_HQ = "rerender_hq"
@@ -30,10 +31,6 @@ HELP_TEXT = """*Blender render agent*: I build and render 3D scenes from a sente
 • `/blender cancel JOB_ID`: cancel one of your jobs (admins: any job)
 • `/blender stats`: usage statistics
 You can also mention me (`@Blender render a teapot`) or send me a direct message."""
-
-
-def clip(text: str, limit: int = SECTION_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def escape(text: str) -> str:
@@ -57,7 +54,7 @@ def fmt_seconds(seconds: float | None) -> str:
 
 
 def section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
 
 
 def context(*parts: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Settings: one plain dataclass that crosses threads; built from flags, env, a TOML file,
-Blender preferences and defaults, in that order of precedence (DESIGN.md).
+Blender preferences and defaults, in that order of precedence (the README's settings table
+and docs/INSTALL.md list them).
 
-Secrets live in the same object but never in its `repr`, logs or `public_dict()`.
+Secrets live in the same object but never in its `repr`, logs or `public_dict()`; the
+masking itself is `slack_ai_addon.redaction`'s, shared with every other layer.
 
 Every value, whichever source it came from, goes through one validation step
 (`validate_settings`): its type from the field's annotation, then RULES (ranges, choices,
@@ -16,7 +18,6 @@ import dataclasses
 import logging
 import math
 import os
-import re
 import tomllib
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -24,6 +25,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from ..redaction import mask_secret, redact, redact_url, split_database_url
+from ..textutil import clip
 
 # env var -> Settings field. Names kept from the original deployment.
 ENV_VARS: dict[str, str] = {
@@ -102,14 +106,13 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = mask_secret(value) if f.name in SECRET_FIELDS else value
-        out["database_url"] = redact_url_password(self.database_url)
+        out["database_url"] = redact_url(self.database_url)
         return out
 
     def secrets(self) -> list[str]:
-        """Every secret value that is set (the database password too): for redaction filters."""
+        """Every secret value that is set (the database password too): for `redact`."""
         values = [v for name in SECRET_FIELDS if (v := getattr(self, name))]
-        password = url_password(self.database_url)
-        return values + ([password] if password else [])
+        return values + database_secrets(self.database_url)
 
     @property
     def admins(self) -> frozenset[str]:
@@ -145,9 +148,18 @@ def is_loopback_url(url: str) -> bool:
 
 
 def _database_host(url: str) -> str:
-    from urllib.parse import urlparse
+    try:
+        return split_database_url(url).host if "://" in url else ""
+    except ValueError:
+        return ""
 
-    return (urlparse(url).hostname or "") if "://" in url else ""
+
+def database_secrets(url: str) -> list[str]:
+    """The password in a database URL (both spellings), or [] when it has none."""
+    try:
+        return split_database_url(url).secrets if isinstance(url, str) and url else []
+    except ValueError:
+        return []
 
 
 def local_only(settings: Settings) -> tuple[Settings, list[str]]:
@@ -180,23 +192,6 @@ def local_only(settings: Settings) -> tuple[Settings, list[str]]:
         changes["slack_bot_token"] = changes["slack_app_token"] = ""
         dropped.append("Slack")
     return dataclasses.replace(settings, **changes), dropped
-
-
-def redact_url_password(url: str) -> str:
-    """`scheme://user:secret@host/db` -> `scheme://user:***@host/db`."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
-
-
-def url_password(url: str) -> str:
-    match = re.search(r"://[^:/@\s]*:([^@\s]*)@", url)
-    return match.group(1) if match else ""
-
-
-def mask_secret(value: Any) -> str:
-    if not value:
-        return ""
-    text = str(value)
-    return text[:5] + "…" if len(text) > 12 else "…"
 
 
 class ConfigError(ValueError):
@@ -317,26 +312,18 @@ RULES: dict[str, Rule] = {
 _TYPE_ALLOWED = {float: "a number", int: "a whole number", bool: "true or false", str: "text (a quoted string)"}
 
 
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _hide(text: str, secrets: Collection[str]) -> str:
-    """Every secret value (any case) in text replaced by ***: before clipping, so no part shows."""
-    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
-        text = re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)
-    return text
+MESSAGE_VALUE_CHARS = 80  # how much of a bad value (or its problem) a message shows
 
 
 def _shown(name: str, value: Any) -> str:
-    """The value as a message may show it: secrets hidden, URLs without passwords, short."""
+    """The value as a message may show it (secret fields hidden; `_fail` redacts and clips it)."""
     if name == "database_url" and isinstance(value, str):
         scheme, sep, _rest = value.partition("://")
         return repr(scheme + "://…") if sep else "the value (hidden)"
     if name in SECRET_FIELDS:
         return "the value (hidden)"
     if isinstance(value, str):
-        return repr(redact_url_password(value))
+        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -407,8 +394,9 @@ def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
 
 
 def _fail(name: str, source: str, value: Any, problem: str, allowed: str, secrets: Collection[str]) -> ConfigError:
-    shown = _clip(_hide(_shown(name, value), secrets))
-    problem = _clip(_hide(problem, secrets))
+    # Redacted before clipping, so that no part of a secret shows.
+    shown = clip(redact(_shown(name, value), secrets), MESSAGE_VALUE_CHARS)
+    problem = clip(redact(problem, secrets), MESSAGE_VALUE_CHARS)
     return ConfigError(f"setting {name} from {source}: {shown} {problem}; use {allowed}", setting=name,
                        source=source)
 
@@ -452,8 +440,7 @@ def validate_settings(settings: _S, sources: Mapping[str, str] | None = None) ->
     """
     sources = sources or {}
     secrets = [v for n in SECRET_FIELDS if isinstance(v := getattr(settings, n, ""), str) and v]
-    if isinstance(settings.database_url, str) and url_password(settings.database_url):
-        secrets.append(url_password(settings.database_url))
+    secrets += database_secrets(settings.database_url)
     values = {f.name: validate_setting(f.name, getattr(settings, f.name), sources.get(f.name, DEFAULT_SOURCE),
                                        cls=type(settings), secrets=secrets)
               for f in fields(settings)}

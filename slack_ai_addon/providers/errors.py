@@ -1,4 +1,5 @@
-"""One error taxonomy for every provider, and the redaction that keeps keys out of it.
+"""One error taxonomy for every provider; every message in it is redacted (`redact`, from
+`slack_ai_addon.redaction`, so that keys are kept out of it the way they are everywhere else).
 
 The "OpenAI-compatible" servers disagree on error shapes (Abacus reports out-of-credits
 as a 400 with a non-OpenAI body, LM Studio puts plain strings in `error`, a context
@@ -11,11 +12,12 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
+
+from ..redaction import redact as redact  # re-exported: the providers' callers import it from here
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +82,6 @@ class InvalidOutput(ProviderError):
         super().__init__(ErrorKind.INVALID_OUTPUT, message, provider=provider)
         self.raw = raw
         self.repair_hint = repair_hint or message
-
-
-# ------------------------------------------------------------------------------ redaction
-
-# Shapes of keys we may not know the value of (a key from another process's env, a key
-# echoed back in a proxy's error page).
-_KEY_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"(?i)(api[_-]?key[\"'\s:=]+)[A-Za-z0-9._\-]{8,}"),
-]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove known secret values and anything shaped like an API key."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _KEY_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[redacted]", text)
-    return text
 
 
 # ------------------------------------------------------------------------- classification

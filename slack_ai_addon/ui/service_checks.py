@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.config import Settings
+from ..redaction import redact
+from ..textutil import clip
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,7 @@ class ServiceCheckResult:
 
 
 def _redact(text: str, settings: Settings) -> str:
-    for secret in settings.secrets():
-        text = text.replace(secret, "***")
-    return text[:300]
+    return clip(redact(text, settings.secrets()), 300)
 
 
 def service_urls(service: str, settings: Settings) -> list[str]:

@@ -2,7 +2,8 @@
 
 A backend knows how to connect, how to open a write transaction and which driver errors
 mean "the database is unreachable" (buffer and go on) rather than "this is a bug".
-Connection URLs may hold passwords: only `redacted_url` is ever logged.
+Connection URLs may hold passwords: only `redacted_url` is ever logged. URLs are taken
+apart by `slack_ai_addon.redaction.split_database_url`, the one parser every layer uses.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ...redaction import redact_url as redact_url  # re-exported by storage.db
+from ...redaction import split_database_url
 from .sql import SQLITE, TSQL, Dialect
 
 log = logging.getLogger(__name__)
@@ -28,16 +30,6 @@ class DatabaseUnavailable(RuntimeError):
 
 class DatabaseUrlError(ValueError):
     pass
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password masked, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return url.replace(parts.netloc, f"{user}@{netloc[-1]}", 1)
 
 
 class Backend:
@@ -144,19 +136,19 @@ class MssqlBackend(Backend):
 
 def parse_database_url(url: str) -> tuple[str, Path | MssqlParams]:
     """`sqlite:///path.db` or `mssql+pymssql://user:pass@host:1433/db` -> (kind, params)."""
-    if url.startswith("sqlite:///"):
-        raw = url[len("sqlite:///"):]
-        if not raw:
+    try:
+        parts = split_database_url(url)
+    except ValueError as exc:
+        raise DatabaseUrlError(str(exc)) from None
+    if parts.scheme == "sqlite":
+        if not parts.path:
             raise DatabaseUrlError("sqlite URL needs a path: sqlite:///path/to/jobs.db")
-        return "sqlite", Path(raw).expanduser()
-    parts = urlsplit(url)
+        return "sqlite", Path(parts.path).expanduser()
     if parts.scheme in ("mssql+pymssql", "mssql"):
-        if not parts.hostname or not parts.path.strip("/"):
+        if not parts.host or not parts.database:
             raise DatabaseUrlError(f"SQL Server URL needs a host and a database: {redact_url(url)}")
-        return "mssql", MssqlParams(
-            host=parts.hostname, port=parts.port or 1433, user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""), database=unquote(parts.path.strip("/")),
-            options=dict(parse_qsl(parts.query)))
+        return "mssql", MssqlParams(host=parts.host, port=parts.port or 1433, user=parts.user,
+                                    password=parts.password, database=parts.database, options=parts.options)
     raise DatabaseUrlError(f"unsupported DATABASE_URL {redact_url(url)!r}: use sqlite:///path.db or "
                            "mssql+pymssql://user:pass@host:1433/db")
 

@@ -21,7 +21,6 @@ from typing import Any
 from ...core.jobs import (
     LIVE_STATUSES,
     MAX_NODE_FAILURES,
-    MAX_REQUEST_CHARS,
     WRITE_COLUMNS,
     Fenced,
     Job,
@@ -33,6 +32,7 @@ from ...core.jobs import (
     Requester,
     allowed_from,
 )
+from ...textutil import clip, fit_request
 from .backends import Backend, DatabaseUnavailable
 from .outbox import Outbox, StillUnavailable
 from .schema import LATEST_VERSION, MIGRATION_LOCK_RESOURCE, MIGRATIONS
@@ -44,14 +44,6 @@ MAX_TEXT_CHARS = 40_000  # free text in history rows (messages, audit details, e
 LIVE = tuple(s.value for s in LIVE_STATUSES)
 _JSON_COLUMNS = {c for c, k in JOB_COLUMNS_V4 if k == "json"}
 _KINDS = dict(JOB_COLUMNS_V4)
-
-
-def clip(value: str, limit: int) -> str:
-    """Truncate with a visible note, so a cut value is never mistaken for the whole."""
-    if len(value) <= limit:
-        return value
-    note = f" …[truncated, {len(value)} chars]"
-    return value[: max(0, limit - len(note))] + note
 
 
 def _clip_column(kind: str, value: str) -> str:
@@ -109,11 +101,10 @@ def row_to_job(row: dict[str, Any]) -> Job:
 
 
 def _fit_request(job: Job) -> Job:
-    """Huge requests are cut to MAX_REQUEST_CHARS with a warning (as the pipeline does)."""
-    if len(job.request_text) > MAX_REQUEST_CHARS:
-        job.warnings.append(f"request was {len(job.request_text)} characters; only the first "
-                            f"{MAX_REQUEST_CHARS} were stored")
-        job.request_text = job.request_text[:MAX_REQUEST_CHARS]
+    """Huge requests are cut to the job limit with a warning, the same cut the pipeline makes."""
+    job.request_text, warning = fit_request(job.request_text)
+    if warning:
+        job.warnings.append(warning)
     return job
 
 
@@ -461,7 +452,7 @@ class SqlJobStore:
         for col, kind in kinds.items():
             value = data.get(col, 0 if kind in ("int", "float") else "")
             if isinstance(value, str):
-                value = clip(value, MAX_TEXT_CHARS) if kind == "text" else _clip_column(kind, value)
+                value = clip(value, MAX_TEXT_CHARS, say_length=True) if kind == "text" else _clip_column(kind, value)
             params[col] = value
         with self._tx() as cur:
             self._exec(cur, self.q.insert_record(table), params)

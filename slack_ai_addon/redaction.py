@@ -1,0 +1,100 @@
+"""Keeping secrets out of text: the one redactor, and the one parser of database URLs.
+
+Secrets never land in logs, Slack messages, panels or exceptions. Everything that shows
+text which might hold one (a provider's error body, a driver's exception, a setting's
+value) passes it through `redact`; database URLs, which carry their password inline, are
+parsed by `split_database_url` only, so the password is found the same way everywhere.
+Pure Python, no bpy; imports nothing from the add-on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+REDACTED = "[redacted]"  # what a secret in free text becomes
+URL_MASK = "***"  # what a password inside a URL becomes: scheme://user:***@host
+MIN_SECRET_CHARS = 3  # shorter "secrets" would blank out ordinary words
+
+# Shapes of keys whose value we may not know (a key from another process's environment, a
+# key a proxy echoes back in its error page).
+_KEY_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)(api[_-]?key[\"'\s:=]+)[A-Za-z0-9._\-]{8,}"),
+]
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with every known secret value (in any case), every password inside a URL and
+    anything shaped like an API key replaced. Longer secrets go first, so a secret that
+    contains another one leaves no part of itself behind."""
+    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True):
+        text = re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE)
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    for pattern in _KEY_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+    return text
+
+
+def mask_secret(value: Any) -> str:
+    """A secret setting as a panel may show it: the first characters of a long one, else "…"."""
+    if not value:
+        return ""
+    text = str(value)
+    return text[:5] + "…" if len(text) > 12 else "…"
+
+
+def redact_url(url: str) -> str:
+    """`scheme://user:secret@host/db` -> `scheme://user:***@host/db`; anything else unchanged."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL urllib can read (a stray "[" in the host): mask the whole userinfo
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}{URL_MASK}@{rest.rpartition('@')[2]}" if sep and "@" in rest else url
+    if password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return url.replace(parts.netloc, f"{user}:{URL_MASK}@{hostport}", 1)
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """`sqlite:///path.db` or `mssql+pymssql://user:pass@host:1433/db?opt=v`, taken apart."""
+
+    scheme: str
+    path: str = ""  # sqlite: the database file, as written
+    host: str = ""
+    port: int | None = None
+    user: str = ""
+    password: str = ""  # percent-escapes decoded: what the driver gets
+    raw_password: str = ""  # as written in the URL: what a log line could show
+    database: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secrets(self) -> list[str]:
+        """The password in both spellings (they differ when it has escapes)."""
+        return [p for p in dict.fromkeys((self.raw_password, self.password)) if p]
+
+
+def split_database_url(url: str) -> DatabaseUrl:
+    """The parts of a database URL. Raises ValueError (with the password masked) when the
+    URL cannot be read; whether the parts make a usable database is the backend's call."""
+    if url.startswith("sqlite:///"):
+        return DatabaseUrl(scheme="sqlite", path=url[len("sqlite:///"):])
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"the port of {redact_url(url)!r} is not a number") from None
+    return DatabaseUrl(scheme=parts.scheme, host=parts.hostname or "", port=port,
+                       user=unquote(parts.username or ""), password=unquote(parts.password or ""),
+                       raw_password=parts.password or "", database=unquote(parts.path.strip("/")),
+                       options=dict(parse_qsl(parts.query)))
