@@ -1,7 +1,10 @@
-"""Assemble the pipeline from Settings: the one place that picks real or embedded adapters.
+"""The composition root: the one place that assembles a node from Settings.
 
-Used by the CLI, farm nodes, the sandbox and the Blender UI, so all of them run the same
-pipeline. `bpy` is imported only when a renderer is asked for.
+It picks the real or embedded adapters (job store, object storage, interpreter, analyzer,
+renderer), builds the pipeline and, on demand, the dispatcher, and hands the Slack agent
+the small `AgentDeps` it needs. The CLI, farm nodes, the sandbox and the Blender UI all
+build their node here, so all of them run the same pipeline. `bpy` is imported only when
+a renderer is asked for.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agent.deps import AgentDeps, NodeActivity
 from .core.config import Settings
 from .core.dispatcher import Dispatcher
 from .core.jobs import JobStore
@@ -27,6 +31,7 @@ class Runtime:
     output_dir: Path
     closers: list[Any] = field(default_factory=list)
     _dispatcher: Dispatcher | None = None
+    blender_version: str = ""  # set when a renderer (bpy) is loaded
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:
         if self._dispatcher is None:
@@ -36,6 +41,32 @@ class Runtime:
 
     def add_listener(self, listener: JobListener) -> None:
         self.pipeline.deps.listeners.append(listener)
+
+    def remove_listener(self, listener: JobListener) -> None:
+        try:
+            self.pipeline.deps.listeners.remove(listener)
+        except ValueError:
+            pass
+
+    def agent_deps(self) -> AgentDeps:
+        """What the Slack agent gets from this node (it never sees the runtime itself)."""
+
+        def cancel_local(job_id: str) -> None:
+            # Only a node that runs jobs has a dispatcher; asking must not create one (it
+            # would start a heartbeat thread on a node that only listens).
+            if self._dispatcher is not None:
+                self._dispatcher.request_cancel(job_id)
+
+        def activity() -> NodeActivity:
+            d = self._dispatcher
+            if d is None:
+                return NodeActivity()
+            return NodeActivity(current_job_id=d.current_job_id, jobs_done=d.jobs_done, dispatcher_running=True)
+
+        return AgentDeps(settings=self.settings, store=self.store, node_id=self.pipeline.deps.node_id,
+                         submit=self.pipeline.submit, add_listener=self.add_listener,
+                         remove_listener=self.remove_listener, cancel_local=cancel_local, activity=activity,
+                         blender_version=self.blender_version)
 
     def close(self) -> None:
         if self._dispatcher is not None:
@@ -64,9 +95,12 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
     output_store = open_output_store(settings, output_dir)
     closers.append(output_store)
     renderer = None
+    blender_version = ""
     if with_renderer:
+        from .blender import compat
         from .blender.renderer import BlenderSceneRenderer  # bpy lives behind this import
         renderer = BlenderSceneRenderer()
+        blender_version = compat.version_string()
     deps = PipelineDeps(
         store=store,
         interpreter=build_interpreter(settings, store=store),
@@ -79,4 +113,5 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
     )
     pipeline = JobPipeline(deps)
     output_store.add_upload_listener(pipeline.output_stored_late)
-    return Runtime(settings=settings, pipeline=pipeline, store=store, output_dir=output_dir, closers=closers)
+    return Runtime(settings=settings, pipeline=pipeline, store=store, output_dir=output_dir, closers=closers,
+                   blender_version=blender_version)

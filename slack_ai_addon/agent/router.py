@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import sys
 import tempfile
 import threading
 import time
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import Settings
-from ..core.jobs import Job, JobKind, JobStatus, Requester
-from ..core.pipeline import JobPipeline, UserError
+from ..core.jobs import Job, JobKind, JobStatus, JobStore, Requester
+from ..core.pipeline import UserError
 from ..core.scene_spec import MAX_RESOLUTION, MAX_SAMPLES, SpecError, parse_scene_spec
 from ..providers.offline.intent import keyword_intent as keyword_intent  # the offline strategy, for service.py
 from . import blocks as bk
@@ -43,7 +42,6 @@ _USER_SUBTYPES = frozenset({"", "thread_broadcast", "file_share"})
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
-INTENTS = ("render", "edit", "analyze", "help", "status", "chitchat")
 # A second click on the same result button within this window (a double click, an impatient
 # click while the first is being queued) is answered with a pointer, not a second job.
 REPEAT_CLICK_S = 60.0
@@ -81,12 +79,13 @@ def clean_text(text: str, bot_user_id: str = "") -> str:
 
 
 class AgentRouter:
-    def __init__(self, *, pipeline: JobPipeline, settings: Settings, replier: SlackReplier, outbox: SlackOutbox,
+    def __init__(self, *, submit: Callable[[Job], Job], store: JobStore, settings: Settings, replier: SlackReplier,
+                 outbox: SlackOutbox,
                  dedupe: DedupeStore, io: ThreadPoolExecutor, identity: BotIdentity,
                  classify: Callable[[str], tuple[str, str]], status_text: Callable[[], str],
                  cancel_local: Callable[[str], None], on_submit: Callable[[Job], None] | None = None) -> None:
-        self.pipeline = pipeline
-        self.store = pipeline.deps.store
+        self.submit = submit
+        self.store = store
         self.settings = settings
         self.replier = replier
         self.outbox = outbox
@@ -186,7 +185,7 @@ class AgentRouter:
         self.replier.expect(target)
         actor = job.requester.user_id
         try:
-            job = self.pipeline.submit(job)
+            job = self.submit(job)
         except UserError as exc:
             self._audit(actor=actor, action=f"refused:{job.kind.value}", target=job.id, detail=str(exc)[:500],
                         allowed=False)
@@ -510,10 +509,3 @@ def _strip_verb(text: str, verbs: tuple[str, ...]) -> str:
             rest = text[len(verb):].lstrip(" :,")
             return rest or text
     return text
-
-
-def blender_version() -> str:
-    """Blender's version when bpy is already loaded; never imports it (core code has no bpy)."""
-    bpy = sys.modules.get("bpy")
-    app = getattr(bpy, "app", None)
-    return str(getattr(app, "version_string", "")) if app is not None else ""

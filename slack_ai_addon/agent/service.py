@@ -1,6 +1,7 @@
 """The Slack agent: one Socket Mode connection, acks first, jobs into the store.
 
-`AgentService(runtime)` is what the Blender UI, `serve`, `command` and `sandbox` drive:
+`AgentService(deps)` is what the Blender UI, `serve`, `command` and `sandbox` drive; `deps`
+is the node's `AgentDeps` (or the runtime, which hands them over: `runtime.agent_deps()`):
 
     agent = AgentService(runtime)
     agent.start()            # returns at once; auth.test + connect run on a starter thread
@@ -27,7 +28,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -38,12 +39,10 @@ from ..core.config import Settings, user_data_dir
 from ..core.jobs import Job, JobStatus
 from . import blocks as bk
 from .dedupe import DedupeStore
+from .deps import AgentDeps, ProvidesAgentDeps
 from .replies import SerialLanes, SlackOutbox, SlackReplier
-from .router import AgentRouter, BotIdentity, blender_version, keyword_intent
+from .router import AgentRouter, BotIdentity, keyword_intent
 from .watchdog import ConnectionWatchdog
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +92,15 @@ class AgentStatus:
 
 
 class AgentService:
-    """The Slack Socket Mode agent attached to one Runtime (see module docstring)."""
+    """The Slack Socket Mode agent of one node (see module docstring)."""
 
-    def __init__(self, runtime: Runtime, *, settings: Settings | None = None, ping_interval_s: float = 5.0,
-                 stale_after_s: float = 12.0, update_interval_s: float = 3.0, post_interval_s: float = 1.0,
-                 state_path: str | Path | None = None, io_workers: int = 8, concurrency: int = 10) -> None:
-        self.runtime = runtime
-        self.settings = settings or runtime.settings
+    def __init__(self, node: AgentDeps | ProvidesAgentDeps, *, settings: Settings | None = None,
+                 ping_interval_s: float = 5.0, stale_after_s: float = 12.0, update_interval_s: float = 3.0,
+                 post_interval_s: float = 1.0, state_path: str | Path | None = None, io_workers: int = 8,
+                 concurrency: int = 10) -> None:
+        # The agent sees the node only through these (never the runtime or the dispatcher).
+        self.deps = node if isinstance(node, AgentDeps) else node.agent_deps()
+        self.settings = settings or self.deps.settings
         self.ping_interval_s = ping_interval_s
         self.stale_after_s = stale_after_s
         self.update_interval_s = update_interval_s
@@ -185,10 +186,7 @@ class AgentService:
         if watchdog is not None:
             watchdog.stop()
         if replier is not None:
-            try:
-                self.runtime.pipeline.deps.listeners.remove(replier)
-            except ValueError:
-                pass
+            self.deps.remove_listener(replier)
         outbox = self.outbox
         closer = threading.Thread(target=self._close_all,
                                   args=(client, io, dedupe, outbox, self._sessions, self._raw_sockets),
@@ -241,18 +239,18 @@ class AgentService:
             self._set_state("error", f"start failed: {type(exc).__name__}: {exc}")
 
     def _build(self, web: WebClient) -> None:
-        store = self.runtime.store
+        store = self.deps.store
         self._io = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="slackai-agent")
         self._dedupe = DedupeStore(self.state_path)
         self.outbox = SlackOutbox(web, post_interval_s=self.post_interval_s, update_interval_s=self.update_interval_s,
                                   executor=self._io, recorder=store)
         self.replier = SlackReplier(self.outbox, store, SerialLanes(self._io), dedupe=self._dedupe,
-                                    node_id=self.runtime.pipeline.deps.node_id)
-        self.router = AgentRouter(pipeline=self.runtime.pipeline, settings=self.settings, replier=self.replier,
+                                    node_id=self.deps.node_id)
+        self.router = AgentRouter(submit=self.deps.submit, store=store, settings=self.settings, replier=self.replier,
                                   outbox=self.outbox, dedupe=self._dedupe, io=self._io, identity=self.identity,
                                   classify=self._classify, status_text=self.status_text,
                                   cancel_local=self._cancel_local, on_submit=self._count_job)
-        self.runtime.add_listener(self.replier)
+        self.deps.add_listener(self.replier)
 
     @staticmethod
     def _close_all(client: SocketModeClient | None, io: ThreadPoolExecutor | None, dedupe: DedupeStore | None,
@@ -452,21 +450,14 @@ class AgentService:
         with self._lock:
             self._jobs += 1
 
-    def _dispatcher(self) -> Any:
-        # The Runtime builds its dispatcher lazily; asking for it here must not create one
-        # on a node where the UI or serve has not (it would start a heartbeat thread).
-        return getattr(self.runtime, "_dispatcher", None)
-
     def _cancel_local(self, job_id: str) -> None:
-        dispatcher = self._dispatcher()
-        if dispatcher is not None:
-            dispatcher.request_cancel(job_id)
+        self.deps.cancel_local(job_id)
 
     def _classify(self, text: str) -> tuple[str, str]:
         if self._classifier is None:
             try:
                 from ..providers import build_intent_classifier
-                self._classifier = build_intent_classifier(self.settings, store=self.runtime.store)
+                self._classifier = build_intent_classifier(self.settings, store=self.deps.store)
             except Exception:
                 log.warning("no intent classifier; using keywords", exc_info=True)
                 self._classifier = False
@@ -481,9 +472,9 @@ class AgentService:
     def status_text(self) -> str:
         """`/blender status`: this node, its queue and its connection."""
         st = self.status()
-        store = self.runtime.store
-        lines = ["*Node status*", f"• node: `{self.runtime.pipeline.deps.node_id}`"]
-        version = blender_version()
+        store = self.deps.store
+        lines = ["*Node status*", f"• node: `{self.deps.node_id}`"]
+        version = self.deps.blender_version
         lines.append(f"• Blender: {version}" if version else "• Blender: not loaded in this process")
         try:
             queued = store.count((JobStatus.QUEUED,))
@@ -491,11 +482,11 @@ class AgentService:
             lines.append(f"• queue: {queued} waiting, {running} in progress (all nodes)")
         except Exception as exc:
             lines.append(f"• queue: unavailable ({type(exc).__name__})")
-        dispatcher = self._dispatcher()
-        current = getattr(dispatcher, "current_job_id", "") if dispatcher is not None else ""
+        activity = self.deps.activity()
+        current = activity.current_job_id
         lines.append(f"• rendering now: `{current}`" if current else "• rendering now: nothing")
-        if dispatcher is not None:
-            lines.append(f"• jobs finished here: {getattr(dispatcher, 'jobs_done', 0)}")
+        if activity.dispatcher_running:
+            lines.append(f"• jobs finished here: {activity.jobs_done}")
         uptime = time.time() - (self._started_at or time.time())
         lines.append(f"• uptime: {bk.fmt_seconds(uptime)}; Slack: {st.state}, {st.envelopes_seen} requests, "
                      f"{st.reconnects} reconnects")

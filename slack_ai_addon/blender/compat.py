@@ -235,3 +235,8 @@ def set_linear_interpolation(action: Any) -> None:
         for kp in fc.keyframe_points:
             kp.interpolation = "LINEAR"
 
+
+
+def version_string() -> str:
+    """The running Blender's version ("5.0.1"), for status replies (handed to the agent as data)."""
+    return str(bpy.app.version_string)
