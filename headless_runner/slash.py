@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli import UsageError
+from slack_ai_addon.cli import UsageError
 
 COMMANDS = ("/render", "/analyze", "/blender")
 CHANNEL = "C0GENERAL"
@@ -62,12 +62,12 @@ class _OwnJobs:
 
 
 def run(args: argparse.Namespace) -> int:
-    from headless_runner.sandbox.slack_server import FakeSlackServer
     from slack_ai_addon.agent.service import AgentService
+    from slack_ai_addon.cli.serve import build_agent_runtime
     from slack_ai_addon.core.config import ConfigError, load_settings
     from slack_ai_addon.core.dispatcher import run_headless
 
-    from .serve import build_agent_runtime
+    from .sandbox.slack_server import FakeSlackServer
 
     command, text = parse_command(args.command)
     if command in ("/render", "/analyze") and not text:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     own = _OwnJobs(own_jobs)
     runtime.add_listener(own)
     if command == "/render":
-        from .progress import ProgressPrinter, log_blender_output
+        from slack_ai_addon.cli.progress import ProgressPrinter, log_blender_output
 
         log_blender_output(runtime.output_dir)
         runtime.add_listener(ProgressPrinter())

@@ -4,9 +4,11 @@ Called by `scripts/build_extension`. Steps:
 
 1. download the wheel closure of `[project].dependencies` (pyproject.toml) per platform with
    `pip download --only-binary=:all: --python-version 3.11` into a cache folder;
-2. stage a copy of the add-on: the package, `headless_runner/` inside it (so farm nodes can
-   run `--command slack_ai` from an installed extension), the wheels, and a copy of the
-   repository's blender_manifest.toml with `wheels = [...]` and `platforms` filled in;
+2. stage a copy of the add-on: the package (its command line, `slack_ai_addon/cli`, is what
+   farm nodes run with `--command slack_ai`), the wheels, and a copy of the repository's
+   blender_manifest.toml with `wheels = [...]` and `platforms` filled in. The repository's
+   `headless_runner/` (the development command line and the local Slack stand-in, with
+   aiohttp from the `sandbox` extra) is not shipped;
 3. build with Blender's own builder (`blender --command extension build --split-platforms`
    when a 4.2+ blender is on PATH, else the `blender_ext.py` shipped inside the bpy wheel).
 
@@ -43,6 +45,9 @@ PLATFORMS: dict[str, list[str]] = {
     "windows-x64": ["win_amd64"],
 }
 PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0 embed CPython 3.11 (manifest: blender_version_max)
+# The local Slack stand-in and its server library are development tools: never in a zip.
+DEV_ONLY_NAMES = {"sandbox", "headless_runner"}
+DEV_ONLY_DISTRIBUTIONS = {"aiohttp"}
 
 
 def runtime_requirements() -> list[str]:
@@ -116,8 +121,12 @@ def stage_addon(stage: Path, wheels: list[Path], platforms: list[str]) -> Path:
         shutil.rmtree(stage)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "wheels", "_vendor")
     shutil.copytree(ROOT / ADDON_ID, stage, ignore=ignore)
-    # headless_runner ships inside the package; cli_command maps it to its top-level name.
-    shutil.copytree(ROOT / "headless_runner", stage / "headless_runner", ignore=ignore)
+    dev_only = [p.relative_to(stage) for p in stage.rglob("*") if p.name in DEV_ONLY_NAMES]
+    if dev_only:
+        raise SystemExit(f"the add-on package holds development-only files: {dev_only}")
+    dev_wheels = [w.name for w in wheels if _req_name(w.name.split("-")[0]) in DEV_ONLY_DISTRIBUTIONS]
+    if dev_wheels:
+        raise SystemExit(f"development-only wheels in the runtime closure: {dev_wheels}")
     wheel_dir = stage / "wheels"
     wheel_dir.mkdir()
     names: list[str] = []

@@ -16,7 +16,7 @@ find_python311() {
 }
 
 # ensure_venv EXTRAS: create .venv if missing and install the project with EXTRAS
-# (e.g. "blender" or "blender,test,dev") when pyproject.toml changed since last time.
+# (e.g. "blender,sandbox" or "blender,sandbox,test,dev") when pyproject.toml changed since last time.
 ensure_venv() {
     local extras="$1"
     if [ ! -x "$VENV/bin/python" ]; then

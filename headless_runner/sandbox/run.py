@@ -12,7 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..cli import UsageError
+from slack_ai_addon.cli import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,10 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slack_ai_addon.agent.service import AgentService
+    from slack_ai_addon.cli.serve import build_agent_runtime, install_stop_signals
     from slack_ai_addon.core.config import ConfigError, load_settings
     from slack_ai_addon.core.dispatcher import run_headless
 
-    from ..serve import build_agent_runtime, install_stop_signals
     from .slack_server import FakeSlackServer
 
     if not 0 <= args.port <= 65535:

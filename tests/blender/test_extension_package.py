@@ -1,7 +1,8 @@
 """The built Linux extension zip: validates with Blender's own tool, installs with Blender's
 own installer into a temporary extensions repository (bpy 5.0), enables as
 `bl_ext.user_default.slack_ai_addon`, imports its dependencies from the bundled wheels,
-renders a tiny job, and runs the `slack_ai` CLI command (headless_runner shipped inside).
+renders a tiny job, and runs the `slack_ai` CLI command (the add-on's own `cli` package).
+The zip carries neither the local Slack stand-in (headless_runner/sandbox) nor aiohttp.
 
 Slow (about 30 s plus a one-time wheel download into build/wheel-cache); skipped, naming the
 package indexes, only when the wheels are not cached and no index answers.
@@ -69,9 +70,12 @@ CHILD = textwrap.dedent("""
     code = cli_command.run_cli(["render", "a red cube", "--engine", "workbench", "--out",
                                 str(out_dir / "cli"), "--json"])
     res["cli_code"] = code
-    import slack_ai_addon.core.jobs as public_jobs
-    import bl_ext.user_default.slack_ai_addon.core.jobs as ext_jobs
-    res["one_module_tree"] = public_jobs is ext_jobs
+    # The command ran the extension's own modules, with no import hook and no alias.
+    res["cli_modules"] = sorted(m for m in sys.modules if m.endswith("slack_ai_addon.cli.oneshot"))
+    res["meta_path_hooks"] = [type(f).__module__ + "." + type(f).__name__ for f in sys.meta_path
+                              if "slack_ai" in type(f).__module__]
+    # Nothing reached for the repository's copy under the public names (the venv has it).
+    res["public_modules"] = sorted(m for m in sys.modules if m.split(".")[0] in ("slack_ai_addon", "headless_runner"))
     addon_utils.disable(name, default_set=True)
     res["disabled"] = name not in bpy.context.preferences.addons
     print("RESULT:" + json.dumps(res), flush=True)
@@ -110,7 +114,11 @@ def test_zip_validates_and_holds_only_linux_wheels(linux_zip: Path) -> None:
     assert any(n.startswith("wheels/pymssql-") and "manylinux" in n for n in wheels)
     assert any(n.startswith("wheels/pydantic_core-") for n in wheels)
     assert not [n for n in wheels if "win_amd64" in n or "macosx" in n]
-    assert "headless_runner/cli.py" in names and "__init__.py" in names
+    assert "cli/__init__.py" in names and "cli/worker.py" in names and "__init__.py" in names
+    # The local Slack stand-in is a development tool: no sandbox, no aiohttp, no runner copy.
+    assert not [n for n in names if "sandbox" in n.split("/") or n.startswith("headless_runner/")]
+    assert not [n for n in wheels if n.startswith(("wheels/aiohttp-", "wheels/aiosignal-", "wheels/yarl-",
+                                                   "wheels/multidict-", "wheels/frozenlist-"))]
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
 
 
@@ -140,8 +148,10 @@ def test_installs_enables_imports_wheels_and_renders(linux_zip: Path, tmp_path: 
         assert im.size == (64, 48)
         r, g, b = im.convert("RGB").getpixel((32, 24))[:3]
     assert r > 2 * max(g, b), (r, g, b)
-    assert res["one_module_tree"]  # slack_ai_addon.* aliases the extension's modules
     assert res["cli_code"] == 0, proc.stderr[-3000:]
+    assert res["cli_modules"] == ["bl_ext.user_default.slack_ai_addon.cli.oneshot"]
+    assert res["meta_path_hooks"] == []
+    assert res["public_modules"] == []
     cli_images = list((out / "cli").glob("*/image.png"))
     assert len(cli_images) == 1
     assert res["disabled"]

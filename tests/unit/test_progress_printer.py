@@ -2,7 +2,7 @@
 
 import io
 
-from headless_runner.progress import ProgressPrinter
+from slack_ai_addon.cli.progress import ProgressPrinter
 from slack_ai_addon.core.jobs import Job, JobKind
 from slack_ai_addon.core.pipeline import JobEvent, RenderProgress
 

@@ -7,9 +7,8 @@ import json
 import sys
 from typing import Any
 
-from slack_ai_addon.core.jobs import Job, JobKind, JobStatus, Requester
-
-from .cli import UsageError
+from ..core.jobs import Job, JobKind, JobStatus, Requester
+from . import UsageError
 
 # Keep module import light: the parser imports every subcommand module.
 
@@ -27,8 +26,8 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _runtime(args: argparse.Namespace, *, with_renderer: bool) -> Any:
-    from slack_ai_addon.core.config import ConfigError, load_settings
-    from slack_ai_addon.runtime import build_runtime
+    from ..core.config import ConfigError, load_settings
+    from ..runtime import build_runtime
 
     flags = {"output_dir": getattr(args, "out", None)}
     try:
@@ -36,7 +35,7 @@ def _runtime(args: argparse.Namespace, *, with_renderer: bool) -> Any:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if with_renderer:
-        from slack_ai_addon.blender import headless
+        from ..blender import headless
         headless.prepare_module_mode()
     return build_runtime(settings, cli=True, with_renderer=with_renderer)
 
@@ -76,7 +75,7 @@ def run_one_job(rt: Any, job: Job) -> Job:
     import signal
     import threading
 
-    from slack_ai_addon.core.dispatcher import run_one_job as run_job
+    from ..core.dispatcher import run_one_job as run_job
 
     stop = threading.Event()
     previous = None
@@ -93,7 +92,7 @@ def run_one_job(rt: Any, job: Job) -> Job:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from slack_ai_addon.core.pipeline import UserError
+    from ..core.pipeline import UserError
 
     if not args.prompt.strip():
         raise UsageError('empty prompt: say what to render, e.g. render "a red cube on a checkered floor"')
@@ -120,7 +119,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from slack_ai_addon.core.pipeline import UserError
+    from ..core.pipeline import UserError
 
     if not args.text.strip():
         raise UsageError("empty text: give me something to analyze")

@@ -53,7 +53,7 @@ class ProgressPrinter:
 
 def log_blender_output(output_dir: Path) -> Path:
     """Blender's render prints go to this file from now on; returns its path."""
-    from slack_ai_addon.blender import headless
+    from ..blender import headless
 
     path = output_dir / "blender.log"
     headless.set_blender_log(path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from slack_ai_addon.storage.stats import build_stats, format_stats, render_stats_chart
+from ..storage.stats import build_stats, format_stats, render_stats_chart
 
 __all__ = ["add_arguments", "build_stats", "render_stats_chart", "run"]
 
@@ -21,11 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from slack_ai_addon.core.config import ConfigError, load_settings
-    from slack_ai_addon.storage import open_job_store
-    from slack_ai_addon.storage.db import DatabaseUnavailable, DatabaseUrlError
-
-    from .cli import UsageError
+    from ..core.config import ConfigError, load_settings
+    from ..storage import open_job_store
+    from ..storage.db import DatabaseUnavailable, DatabaseUrlError
+    from . import UsageError
 
     if args.days < 1:
         raise UsageError("--days must be at least 1")

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from .cli import UsageError
+from . import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,18 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def build_agent_runtime(settings: Any, *, with_renderer: bool, store: Any = None) -> Any:
-    from slack_ai_addon.runtime import build_runtime
+    from ..runtime import build_runtime
 
     if with_renderer:
-        from slack_ai_addon.blender import headless
+        from ..blender import headless
         headless.prepare_module_mode()
     return build_runtime(settings, cli=True, with_renderer=with_renderer, store=store)
 
 
 def run(args: argparse.Namespace) -> int:
-    from slack_ai_addon.agent.service import AgentService, check_tokens
-    from slack_ai_addon.core.config import ConfigError, load_settings
-    from slack_ai_addon.core.dispatcher import run_headless
+    from ..agent.service import AgentService, check_tokens
+    from ..core.config import ConfigError, load_settings
+    from ..core.dispatcher import run_headless
 
     try:
         settings = load_settings(flags={"output_dir": getattr(args, "out", None)})
