@@ -27,6 +27,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,14 @@ from .watchdog import ConnectionWatchdog
 
 log = logging.getLogger(__name__)
 
-STATES = ("offline", "connecting", "connected", "reconnecting", "error")
+class AgentState(str, Enum):
+    """The connection's state. `str` so that callers may compare with plain strings."""
+
+    OFFLINE = "offline"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    ERROR = "error"
 _ENVELOPE_ID = re.compile(r'"envelope_id"\s*:\s*"([^"]+)"')
 # Loggers that report our own deliberate socket shutdown in stop() as errors.
 _NOISY_ON_CLOSE = ("slack_sdk.socket_mode.websocket_client", "websocket")
@@ -80,7 +88,7 @@ def check_tokens(settings: Settings) -> list[str]:
 
 @dataclass
 class AgentStatus:
-    state: str  # offline | connecting | connected | reconnecting | error
+    state: AgentState
     detail: str = ""
     connected_since: float | None = None
     last_frame_at: float | None = None
@@ -109,7 +117,7 @@ class AgentService:
         self.io_workers = io_workers
         self.concurrency = concurrency
         self.identity = BotIdentity()
-        self._state = "offline"
+        self._state = AgentState.OFFLINE
         self._detail = ""
         self._connected_since: float | None = None
         self._session_opened_at = 0.0
@@ -137,13 +145,13 @@ class AgentService:
         """Begin connecting; returns at once. Raises AgentConfigError for bad tokens."""
         problems = check_tokens(self.settings)
         if problems:
-            self._set_state("error", "; ".join(problems))
+            self._set_state(AgentState.ERROR, "; ".join(problems))
             raise AgentConfigError("; ".join(problems))
         with self._lock:
             if self._starter is not None or self._client is not None:
                 return  # one client per agent: leaked clients hit Slack's 10-connection cap
             self._stopping.clear()
-            self._state, self._detail = "connecting", "checking the bot token (auth.test)"
+            self._state, self._detail = AgentState.CONNECTING, "checking the bot token (auth.test)"
             self._started_at = time.time()
             # Daemon: auth.test against a hung network must not keep Blender from quitting.
             self._starter = threading.Thread(target=self._start_blocking, name="slackai-agent-start", daemon=True)
@@ -154,7 +162,7 @@ class AgentService:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self._state
-            if state == "connected":
+            if state is AgentState.CONNECTED:
                 return True
             if state in ("error", "offline"):
                 return False
@@ -193,7 +201,7 @@ class AgentService:
                                   name="slackai-agent-close", daemon=True)
         closer.start()
         closer.join(timeout)
-        self._set_state("offline", "stopped")
+        self._set_state(AgentState.OFFLINE, "stopped")
         with self._lock:
             self._connected_since = None
         return not closer.is_alive()
@@ -206,10 +214,10 @@ class AgentService:
                 auth = web.auth_test()
             except SlackApiError as exc:
                 error = exc.response.get("error", "") if exc.response is not None else ""
-                self._set_state("error", f"auth.test failed: {error or exc.response.status_code}")
+                self._set_state(AgentState.ERROR, f"auth.test failed: {error or exc.response.status_code}")
                 return
             except Exception as exc:
-                self._set_state("error", f"cannot reach Slack at {self.settings.slack_api_url}: "
+                self._set_state(AgentState.ERROR, f"cannot reach Slack at {self.settings.slack_api_url}: "
                                          f"{type(exc).__name__}")
                 return
             self.identity = BotIdentity(user_id=str(auth.get("user_id", "")), bot_id=str(auth.get("bot_id", "")),
@@ -233,10 +241,10 @@ class AgentService:
             self._watchdog.start()
         except SlackApiError as exc:
             error = exc.response.get("error", "") if exc.response is not None else ""
-            self._set_state("error", f"apps.connections.open failed: {error}")
+            self._set_state(AgentState.ERROR, f"apps.connections.open failed: {error}")
         except BaseException as exc:  # the UI must hear about it through status()
             log.exception("agent start failed")
-            self._set_state("error", f"start failed: {type(exc).__name__}: {exc}")
+            self._set_state(AgentState.ERROR, f"start failed: {type(exc).__name__}: {exc}")
 
     def _build(self, web: WebClient) -> None:
         store = self.deps.store
@@ -346,7 +354,7 @@ class AgentService:
             self._session_opened_at = now
             self._last_frame_at = now
             if not self._stopping.is_set():
-                self._state, self._detail = "connected", "Socket Mode connection open"
+                self._state, self._detail = AgentState.CONNECTED, "Socket Mode connection open"
                 self._connected_since = now
 
     def _on_close(self, ws: Any) -> None:
@@ -354,7 +362,7 @@ class AgentService:
             return
         with self._lock:
             if self._client is not None and ws is self._client.current_session:
-                self._state, self._detail = "reconnecting", "connection closed; reconnecting"
+                self._state, self._detail = AgentState.RECONNECTING, "connection closed; reconnecting"
                 self._connected_since = None
 
     def _on_error(self, ws: Any, error: Exception) -> None:
@@ -398,7 +406,7 @@ class AgentService:
         envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
         if not isinstance(envelope_id, str) or not envelope_id:
             if isinstance(message, dict) and message.get("type") == "hello":
-                self._set_state("connected", "Socket Mode connection open")
+                self._set_state(AgentState.CONNECTED, "Socket Mode connection open")
             return
         envelope_type = message.get("type")
         with self._lock:
@@ -421,7 +429,7 @@ class AgentService:
         client = self._client
         if client is None or self._stopping.is_set():
             return
-        self._set_state("reconnecting", "connection silent; reconnecting")
+        self._set_state(AgentState.RECONNECTING, "connection silent; reconnecting")
         opened_before = self._session_opened_at
         # First shut the silent socket down: websocket-client's runner then sees EOF at once and
         # its on_close reconnects (about 0.5 s). A forced reconnect alone closes the socket under
@@ -440,9 +448,9 @@ class AgentService:
                 self._detail = f"reconnect failed: {type(exc).__name__}; retrying"
 
     # ------------------------------------------------------------------ helpers for the router
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def _set_state(self, state: AgentState, detail: str = "") -> None:
         with self._lock:
-            if state == "connected" and self._connected_since is None:
+            if state is AgentState.CONNECTED and self._connected_since is None:
                 self._connected_since = time.time()
             self._state, self._detail = state, detail
 
