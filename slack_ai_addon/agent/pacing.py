@@ -1,54 +1,62 @@
-"""Pacing and retries for outgoing Slack Web API calls.
+"""Retries and pacing for outgoing Slack Web API calls.
 
-Slack's limits (reference/slack.md section 3): chat.postMessage about 1 per second per
-channel; chat.update at most one new content every 3 s per message (Tier 3); every 429
-comes with `Retry-After`. Three pieces enforce that:
+Slack's limits are in docs/SLACK_RULES.md ("Rate limits"): chat.postMessage about one per
+second per channel, chat.update about one new content every 3 s per message, and a 429
+that says in `Retry-After` how long to wait. Two layers deal with them:
 
-- `call_slack`: one call with retries: waits `Retry-After` on 429, backs off on 5xx and
-  connection errors, re-raises anything else at once (a bad request will not get better).
-- `ChannelPacer`: hands out send slots at least `interval_s` apart per channel.
-- `UpdateCoalescer`: keeps only the newest content per message and sends it when the
-  message's slot comes; a 429 pushes the slot back by `Retry-After`, and the content that
-  is newest by then is what gets sent.
+- Retries belong to the WebClient: `retrying_web_client` (or `use_slack_retries` on a
+  client built elsewhere) gives it slack_sdk's retry handlers: a 429 waits `Retry-After`
+  (capped, and told to the channel's pacer first), a 5xx or a dropped connection backs
+  off and tries again; anything else is raised at once (a bad request will not get better).
+  Every call the agent makes, uploads included, is retried there and nowhere else.
+- Pacing is this project's own policy, so that retries are rare: `ChannelPacer` hands out
+  send slots at least `interval_s` apart per channel, and `UpdateCoalescer` keeps only the
+  newest content per message and sends it when the message's slot comes; a 429 that
+  outlasts the client's retries pushes the slot back by `Retry-After`, and the content
+  that is newest by then is what gets sent.
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import parse_qs
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import (
+    BackoffRetryIntervalCalculator,
+    ConnectionErrorRetryHandler,
+    HttpRequest,
+    HttpResponse,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+    RetryState,
+)
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+MAX_RETRIES = 3  # retries after the first try, all reasons together: four tries at most
+MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is waited in pieces, not trusted whole
+RETRY_BACKOFF_S = 0.5  # the first wait after a 5xx or a dropped connection; it doubles
 
-MAX_RETRY_AFTER_S = 60.0
-_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+RateLimitListener = Callable[[str, float], None]  # (channel, or "" when the call names none; seconds)
 
 
-def retry_after_s(exc: SlackApiError, default: float = 1.0) -> float | None:
-    """Seconds to wait when `exc` is a rate limit; None when it is not one."""
-    resp = exc.response
-    status = getattr(resp, "status_code", 0)
-    error = ""
-    try:
-        error = str(resp.get("error", "")) if resp is not None else ""
-    except Exception:  # a non-JSON body (HTML 5xx page) has no .get
-        error = ""
-    if status != 429 and error != "ratelimited":
-        return None
-    headers = getattr(resp, "headers", {}) or {}
-    raw = None
-    for key, value in dict(headers).items():
+def _retry_after(headers: Mapping[str, Any] | None, default: float = 1.0) -> float:
+    """Seconds from a `Retry-After` header (any case, a list or a plain value), capped."""
+    raw: Any = None
+    for key, value in dict(headers or {}).items():
         if str(key).lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) else value
+            raw = value[0] if isinstance(value, list) and value else value
     try:
         wait = float(raw) if raw is not None else default
     except (TypeError, ValueError):
@@ -56,38 +64,87 @@ def retry_after_s(exc: SlackApiError, default: float = 1.0) -> float | None:
     return min(max(wait, 0.0), MAX_RETRY_AFTER_S)
 
 
-def is_server_error(exc: SlackApiError) -> bool:
-    return int(getattr(exc.response, "status_code", 0) or 0) >= 500
+def retry_after_s(exc: SlackApiError, default: float = 1.0) -> float | None:
+    """Seconds to wait when `exc` is a rate limit (a 429 the client's retries did not
+    outlast); None when it is not one."""
+    resp = exc.response
+    if int(getattr(resp, "status_code", 0) or 0) != 429:
+        return None
+    return _retry_after(getattr(resp, "headers", None), default)
 
 
-def call_slack(fn: Callable[[], T], *, what: str, attempts: int = 4, sleep: Callable[[float], None] = time.sleep,
-               on_rate_limited: Callable[[float], None] | None = None) -> T:
-    """Run one Web API call, retrying rate limits, 5xx answers and dropped connections."""
-    backoff = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except SlackApiError as exc:
-            wait = retry_after_s(exc)
-            if wait is not None and attempt < attempts:
-                log.warning("%s rate limited; waiting %.1fs (Retry-After)", what, wait)
-                if on_rate_limited is not None:
-                    on_rate_limited(wait)
-                sleep(wait)
-                continue
-            if is_server_error(exc) and attempt < attempts:
-                log.warning("%s got HTTP %s; retrying in %.1fs", what, exc.response.status_code, backoff)
-                sleep(backoff)
-                backoff *= 2
-                continue
-            raise
-        except _TRANSIENT as exc:
-            if attempt >= attempts:
-                raise
-            log.warning("%s failed (%s); retrying in %.1fs", what, type(exc).__name__, backoff)
-            sleep(backoff)
-            backoff *= 2
-    raise RuntimeError("unreachable")  # pragma: no cover - the loop returns or raises
+def request_channel(request: HttpRequest) -> str:
+    """The channel a Web API request names ("" if none): chat.* calls send JSON, others a form."""
+    data = request.data or b""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = {k: v[0] for k, v in parse_qs(data.decode("utf-8", "replace")).items()}
+    channel = body.get("channel", "") if isinstance(body, dict) else ""
+    return channel if isinstance(channel, str) else ""
+
+
+class PacedRateLimitHandler(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 retry, with `Retry-After` read leniently and capped, and told to the
+    listeners (the outboxes' channel pacers) before the wait, so that the other sends to
+    that channel wait their turn instead of running into the same limit."""
+
+    def __init__(self, max_retry_count: int = MAX_RETRIES, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.listeners: list[RateLimitListener] = []
+        self._sleep = sleep
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        if response is None:  # not a 429 answer after all: nothing to wait for
+            if error is not None:
+                raise error
+            return
+        wait = _retry_after(response.headers)
+        channel = request_channel(request)
+        log.warning("%s rate limited; waiting %.1fs (Retry-After)", request.url.rsplit("/", 1)[-1], wait)
+        for listener in list(self.listeners):
+            listener(channel, wait)
+        state.next_attempt_requested = True
+        self._sleep(wait)
+        state.increment_current_attempt()
+
+
+class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
+    """slack_sdk's 5xx retry for every 5xx: its own covers 500 and 503 only, and a proxy or
+    load balancer in front of the API answers 502 and 504 too."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        return response is not None and response.status_code >= 500
+
+
+_BUILTIN = (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler)
+
+
+def slack_retry_handlers() -> list[RetryHandler]:
+    """The retries every Web API call of the agent gets (one set per client)."""
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=RETRY_BACKOFF_S)
+    return [ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=backoff,
+                                        error_types=[OSError]),  # resets, refusals, timeouts
+            PacedRateLimitHandler(MAX_RETRIES),
+            AnyServerErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=backoff)]
+
+
+def retrying_web_client(token: str, base_url: str, *, timeout: int = 30) -> WebClient:
+    """A WebClient whose calls are retried as this module describes."""
+    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=slack_retry_handlers())
+
+
+def use_slack_retries(web: WebClient) -> PacedRateLimitHandler:
+    """The client's 429 handler. A client built without `retrying_web_client` gets this
+    module's handlers now (in place of slack_sdk's built-in ones; others are kept)."""
+    for handler in web.retry_handlers:
+        if isinstance(handler, PacedRateLimitHandler):
+            return handler
+    ours = slack_retry_handlers()
+    web.retry_handlers = ours + [h for h in web.retry_handlers if not isinstance(h, _BUILTIN)]
+    return next(h for h in ours if isinstance(h, PacedRateLimitHandler))
 
 
 class ChannelPacer:
@@ -127,7 +184,6 @@ class _MessageState:
     next_at: float = 0.0
     pending: tuple[str, list[dict[str, Any]]] | None = None
     in_flight: bool = False
-    sent: int = 0
     idle: threading.Condition = field(default_factory=lambda: threading.Condition(threading.Lock()))
 
 
@@ -137,6 +193,8 @@ class UpdateCoalescer:
     `set()` never blocks (job listeners call it); a scheduler thread sends due updates on
     the given executor. `flush()` waits until a message has nothing pending (used before
     the final update so the order in the channel stays placeholder, progress, result).
+    A 429 is first retried by the client (see the module docstring); one that outlasts
+    those retries pushes the message's slot back here.
     """
 
     def __init__(self, send: UpdateSender, executor: ThreadPoolExecutor, *, interval_s: float = 3.0) -> None:
@@ -184,8 +242,8 @@ class UpdateCoalescer:
 
     def send_final(self, channel: str, ts: str, send: Callable[[], None], timeout: float = 120.0) -> None:
         """Send the last update of a message: drops stale pending progress, waits for an
-        in-flight update and for the message's slot, then calls `send` (which does its own
-        retries), so the final content is never overtaken by an older one."""
+        in-flight update and for the message's slot, then calls `send` (retried by the
+        client), so the final content is never overtaken by an older one."""
         self.discard(channel, ts)
         self.flush(channel, ts, timeout)
         with self._lock:
@@ -196,23 +254,10 @@ class UpdateCoalescer:
             if delay > 0:
                 time.sleep(min(delay, timeout))
             send()
-            with self._lock:
-                st.sent += 1
         finally:
             with self._lock:
                 st.in_flight = False
                 st.next_at = time.monotonic() + self.interval_s
-
-    def forget(self, channel: str, ts: str) -> None:
-        with self._lock:
-            st = self._states.get((channel, ts))
-            if st is not None and st.pending is None and not st.in_flight:
-                del self._states[(channel, ts)]
-
-    def sent_count(self, channel: str, ts: str) -> int:
-        with self._lock:
-            st = self._states.get((channel, ts))
-            return st.sent if st else 0
 
     def stop(self) -> None:
         with self._lock:
@@ -255,8 +300,6 @@ class UpdateCoalescer:
         retry_at: float | None = None
         try:
             self._send(st.channel, st.ts, text, blocks)
-            with self._lock:
-                st.sent += 1
         except SlackApiError as exc:
             wait = retry_after_s(exc)
             if wait is not None:

@@ -26,11 +26,9 @@ from ..core.jobs import Job, JobKind, JobStore
 from ..core.pipeline import EventKind, JobEvent
 from . import blocks as bk
 from .dedupe import DedupeStore
-from .pacing import ChannelPacer, UpdateCoalescer, call_slack
+from .pacing import ChannelPacer, UpdateCoalescer, retrying_web_client, use_slack_retries
 
 log = logging.getLogger(__name__)
-
-UPLOAD_ATTEMPTS = 3
 
 
 class SerialLanes:
@@ -90,15 +88,22 @@ class ReplyTarget:
 
 
 class SlackOutbox:
-    """The agent's Web API calls, paced and retried. Called on I/O threads only."""
+    """The agent's Web API calls, paced here and retried by the client (agent/pacing.py).
+    Called on I/O threads only."""
 
     def __init__(self, web: WebClient, *, post_interval_s: float = 1.0, update_interval_s: float = 3.0,
                  executor: ThreadPoolExecutor, recorder: Any = None) -> None:
         self.web = web
         self.pacer = ChannelPacer(post_interval_s)
+        # A 429 the client is about to wait out holds back every send to that channel.
+        use_slack_retries(web).listeners.append(self._rate_limited)
         self.updates = UpdateCoalescer(self._raw_update, executor, interval_s=update_interval_s)
         self._recorder = recorder
         self._correlations: dict[str, str] = {}
+
+    def _rate_limited(self, channel: str, wait_s: float) -> None:
+        if channel:
+            self.pacer.push_back(channel, wait_s)
 
     def _record(self, *, channel: str, ts: str = "", thread_ts: str = "", kind: str, text: str,
                 job_id: str = "") -> None:
@@ -128,12 +133,9 @@ class SlackOutbox:
     def post(self, channel: str, text: str, blocks: bk.Blocks | None = None, *, thread_ts: str = "",
              job_id: str = "", kind: str = "reply") -> str:
         """chat.postMessage at most ~1/s per channel; returns the message ts."""
-        def call() -> Any:
-            self.pacer.wait_turn(channel)
-            return self.web.chat_postMessage(channel=channel, text=bk.clip(text, bk.TEXT_LIMIT), blocks=blocks,
-                                             thread_ts=thread_ts or None, unfurl_links=False)
-        resp = call_slack(call, what="chat.postMessage",
-                          on_rate_limited=lambda s: self.pacer.push_back(channel, s))
+        self.pacer.wait_turn(channel)
+        resp = self.web.chat_postMessage(channel=channel, text=bk.clip(text, bk.TEXT_LIMIT), blocks=blocks,
+                                         thread_ts=thread_ts or None, unfurl_links=False)
         ts = str(resp.get("ts", ""))
         self._record(channel=channel, ts=ts, thread_ts=thread_ts, kind=kind, text=text, job_id=job_id)
         return ts
@@ -143,9 +145,8 @@ class SlackOutbox:
 
     def update_now(self, channel: str, ts: str, text: str, blocks: bk.Blocks, *, job_id: str = "",
                    kind: str = "final") -> None:
-        """A final update: waits for the message's pacing slot, retries 429/5xx."""
-        self.updates.send_final(channel, ts, lambda: call_slack(
-            lambda: self._raw_update(channel, ts, text, blocks), what="chat.update"))
+        """A final update: waits for the message's pacing slot (the client retries 429/5xx)."""
+        self.updates.send_final(channel, ts, lambda: self._raw_update(channel, ts, text, blocks))
         self._record(channel=channel, ts=ts, kind=kind, text=text, job_id=job_id)
 
     def respond(self, response_url: str, text: str, blocks: bk.Blocks | None = None, *,
@@ -168,9 +169,8 @@ class SlackOutbox:
 
     def ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str = "") -> bool:
         try:
-            call_slack(lambda: self.web.chat_postEphemeral(channel=channel, user=user, text=bk.clip(text, 3900),
-                                                           thread_ts=thread_ts or None),
-                       what="chat.postEphemeral")
+            self.web.chat_postEphemeral(channel=channel, user=user, text=bk.clip(text, bk.TEXT_LIMIT),
+                                        thread_ts=thread_ts or None)
         except Exception:
             log.warning("chat.postEphemeral failed", exc_info=True)
             return False
@@ -179,13 +179,11 @@ class SlackOutbox:
 
     def upload(self, channel: str, thread_ts: str, paths: list[tuple[str, str]], comment: str,
                job_id: str = "") -> list[str]:
-        """files_upload_v2 of (path, title) pairs into a thread; returns Slack file ids."""
+        """files_upload_v2 of (path, title) pairs into a thread; returns Slack file ids. Its
+        three Web API calls are retried by the client; a failure here is final."""
         uploads = [{"file": path, "filename": Path(path).name, "title": title} for path, title in paths]
-
-        def call() -> Any:
-            return self.web.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread_ts or None,
-                                            initial_comment=comment)
-        resp = call_slack(call, what="files_upload_v2", attempts=2)
+        resp = self.web.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=thread_ts or None,
+                                        initial_comment=comment)
         files = resp.get("files") or []
         self._record(channel=channel, thread_ts=thread_ts, kind="upload", text=comment, job_id=job_id)
         return [str(f.get("id", "")) for f in files if isinstance(f, dict)]
@@ -395,7 +393,7 @@ class SlackReplier:
         uploaded = False
         if files and not t.via_response_url:
             self.outbox.updates.discard(t.channel, t.placeholder_ts)
-            uploaded = self._upload_with_retries(t, job, files)
+            uploaded = self._upload(t, job, files)
         elif t.via_response_url:
             links = _links(job)
             self.outbox.respond(t.response_url, "Result files:\n" + links if links else "No files were produced.",
@@ -404,19 +402,18 @@ class SlackReplier:
         self._final(t, job, text, blocks)
         self._record_slack_ts(job.id, t.placeholder_ts)
 
-    def _upload_with_retries(self, t: ReplyTarget, job: Job, files: list[tuple[str, str]]) -> bool:
+    def _upload(self, t: ReplyTarget, job: Job, files: list[tuple[str, str]]) -> bool:
+        """Upload the results into the thread; when that fails (after the client's retries),
+        say so in the thread with where the files are instead."""
         comment = f"Job `{job.id}`: _{bk.escape(bk.clip(job.request_text, 300))}_"
-        last_error = ""
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-            try:
-                self.outbox.upload(t.channel, t.root_ts, files, comment, job_id=job.id)
-                return True
-            except SlackApiError as exc:
-                last_error = str(exc.response.get("error", "")) if exc.response is not None else str(exc)
-            except Exception as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("upload attempt %d/%d failed: %s", attempt, UPLOAD_ATTEMPTS, last_error)
-            time.sleep(0.5 * attempt)
+        try:
+            self.outbox.upload(t.channel, t.root_ts, files, comment, job_id=job.id)
+            return True
+        except SlackApiError as exc:
+            last_error = str(exc.response.get("error", "")) if exc.response is not None else str(exc)
+        except Exception as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        log.warning("upload failed: %s", last_error)
         links = _links(job, self.node_id)
         self._safe_post(t, f"⚠️ I could not upload the result to Slack ({bk.clip(last_error, 200)}). "
                         f"The files are here:\n{links}", job_id=job.id, kind="upload_failed")
@@ -474,7 +471,7 @@ class ThreadReplies:
                  io_workers: int = 4) -> None:
         settings = runtime.settings
         self.runtime = runtime
-        self.web = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=30)
+        self.web = retrying_web_client(settings.slack_bot_token, settings.slack_api_url)
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-replies")
         self.outbox = SlackOutbox(self.web, post_interval_s=post_interval_s, update_interval_s=update_interval_s,
                                   executor=self.io, recorder=runtime.store)

@@ -15,7 +15,7 @@ import copy
 import math
 import re
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -369,5 +369,3 @@ FORMAT_EXTENSIONS: dict[OutputFormat, str] = {
 }
 
 ANIMATED_FORMATS: frozenset[OutputFormat] = frozenset({OutputFormat.MP4, OutputFormat.GIF})
-
-EngineName = Literal["cycles", "eevee", "workbench"]

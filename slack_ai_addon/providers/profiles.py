@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 StructuredMode = Literal["json_schema", "json_object_schema", "json_object", "prompt_only"]
@@ -153,11 +153,3 @@ def fix_for_bad_request(profile: ProviderProfile, kwargs: dict[str, Any], messag
     return None
 
 
-def profile_for(name: str) -> ProviderProfile:
-    """The profile for a provider name (KeyError for unknown names)."""
-    return PROFILES[name]
-
-
-def with_overrides(profile: ProviderProfile, **changes: Any) -> ProviderProfile:
-    """A copy with some facts changed (tests, or a settings override)."""
-    return replace(profile, **changes)

@@ -190,9 +190,6 @@ class Queries:
     def get_job(self) -> str:
         return self._p("SELECT * FROM jobs WHERE id = :id")
 
-    def job_status(self) -> str:
-        return self._p("SELECT status FROM jobs WHERE id = :id")
-
     def fenced_update(self, columns: tuple[str, ...], allowed_old: int) -> str:
         """A write under a lease: it applies only while the row still names this owner and
         this attempt (the fencing token) and holds one of the statuses it may move from."""
