@@ -3,9 +3,9 @@
 Only registration lives here. Importing this package must not import bpy, so the pure
 parts (core, agent, providers, storage) can be used and tested without Blender.
 
-Two ways to load it (reference/blender.md 7.9): as an extension (module
-`bl_ext.<repo>.slack_ai_addon`, dependencies from the manifest's wheels) or as a legacy
-add-on (module `slack_ai_addon`, Blender 3.4+, dependencies from a vendored folder).
+Two ways to load it (docs/BLENDER_RULES.md, "Extension or legacy add-on"): as an extension
+(module `bl_ext.<repo>.slack_ai_addon`, dependencies from the manifest's wheels) or as a
+legacy add-on (module `slack_ai_addon`, Blender 3.4+, dependencies from a vendored folder).
 """
 
 from __future__ import annotations

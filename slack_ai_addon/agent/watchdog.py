@@ -2,9 +2,9 @@
 
 That backend runs `run_forever(ping_interval=...)` without `ping_timeout`, so a half-open
 connection (the peer silently stopped answering) is never noticed: `is_connected()` stays
-True and no envelope arrives again (reference/slack.md 1.7). This thread watches the time of
-the last sign of life (an inbound frame, or a pong to the client's pings) and forces a new
-connection when it is older than `stale_after_s`.
+True and no envelope arrives again (docs/SLACK_RULES.md, "Socket Mode connections"). This
+thread watches the time of the last sign of life (an inbound frame, or a pong to the
+client's pings) and forces a new connection when it is older than `stale_after_s`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The GUI driver of the dispatcher: one persistent `bpy.app.timers` callback.
 
-Blender's rules for timers (reference/blender.md 7.2): registered once (an `is_registered`
-check, since a second registration of the same function would double the work), persistent
-so it survives loading a file, never raises (an exception unregisters it silently) and
-always returns a float (None unregisters it). Work is done in "pumps": callables that take
+It follows Blender's rules for timers (docs/BLENDER_RULES.md, "Timers"): registered once
+(an `is_registered` check, since a second registration of the same function would double
+the work), persistent so it survives loading a file, never raises (an exception unregisters
+it silently) and always returns a float (None unregisters it). Work is done in "pumps": callables that take
 a time budget, run on the main thread and return whether they did something. The budget
 is 0.9 x the interval (Flamenco's habit) so the UI gets the rest of the tick.
 

@@ -1,6 +1,6 @@
 """Settings: one plain dataclass that crosses threads; built from flags, env, a TOML file,
-Blender preferences and defaults, in that order of precedence (the README's settings table
-and docs/INSTALL.md list them).
+Blender preferences and defaults, in that order of precedence (the README's Configuration
+section lists them).
 
 Secrets live in the same object but never in its `repr`, logs or `public_dict()`; the
 masking itself is `slack_ai_addon.redaction`'s, shared with every other layer.

@@ -2,7 +2,7 @@
 
 A profile turns one provider-neutral request (messages, a JSON schema, a token budget,
 a temperature) into the keyword arguments that server takes. The servers disagree on
-exactly these fields (see reference/llm-providers.md §0 and §3.2):
+exactly these fields (docs/PROVIDER_RULES.md, "Where and how" and "Model quirks"):
 
 - structured output: OpenAI and RouteLLM take `json_schema` with `strict`; LM Studio takes
   `json_schema` only (a `json_object` is a 400); llama-cpp-python takes only

@@ -1,4 +1,4 @@
-"""Add-on preferences: every setting of DESIGN.md's environment table, grouped, with tooltips.
+"""Add-on preferences: every setting of the README's Configuration table, grouped, with tooltips.
 
 Secrets are properties with get/set callbacks backed by the 0600 secrets file (secrets.py),
 so Blender keeps nothing of them in userpref.blend. Threads never see this class: they get

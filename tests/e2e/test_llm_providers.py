@@ -226,7 +226,7 @@ def test_analyzer_caches_identical_requests(openai_fake: FakeOpenAI) -> None:
 
 def test_lmstudio_picks_a_loaded_llm_not_the_embedding_model_listed_first(lmstudio: FakeOpenAI) -> None:
     # Under JIT loading /v1/models lists every downloaded model, an embedding model too
-    # (reference/llm-providers.md 2.4); only /api/v0/models says which is a loaded LLM.
+    # (docs/PROVIDER_RULES.md, "Model quirks"); only /api/v0/models says which is a loaded LLM.
     lmstudio.embedding_models = ["text-embedding-nomic-embed-text-v1.5"]
     lmstudio.models = ["llama-3.2-3b-instruct", "qwen2.5-7b-instruct"]
     lmstudio.not_loaded_models = ["llama-3.2-3b-instruct"]

@@ -2,7 +2,7 @@
 
 Speaks enough of the wire format for the real `openai` SDK: GET /v1/models, POST
 /v1/chat/completions (plain, json_schema, json_object, tool calls, SSE streaming).
-Personas reproduce each provider's quirks (reference/llm-providers.md §5):
+Personas reproduce each provider's quirks (docs/PROVIDER_RULES.md):
 
 - "openai":   object-shaped errors, x-request-id, reasoning models reject max_tokens and
               temperature != 1, a bad key gets a 401 that echoes the key (as OpenAI does);

@@ -27,7 +27,7 @@ SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required"
           "additionalProperties": False}
 MESSAGES = [{"role": "user", "content": "hi"}]
 
-# Error bodies as the providers document them (reference/llm-providers.md, sections 1 and 2),
+# Error bodies as the providers document them (docs/PROVIDER_RULES.md, "Error shapes"),
 # written here rather than taken from the fake server, so the two cannot drift together.
 ABACUS_OUT_OF_CREDITS = {"success": False, "error": "You have no remaining credits to use the LLM apis."}
 LMSTUDIO_NO_MODELS_LOADED = {"message": "No models loaded. Please load a model in the developer page or use the "
