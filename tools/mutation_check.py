@@ -38,7 +38,8 @@ FLAKY = {
 STORE_TESTS = ["tests/unit/test_db_contract.py", "tests/unit/test_db_sqlite.py",
                "tests/unit/test_job_lifecycle_model.py"]
 DISPATCHER_TESTS = ["tests/unit/test_core_pipeline.py", "tests/unit/test_job_lifecycle_model.py"]
-ROUTER_TESTS = ["tests/e2e/test_slack_negative.py", "tests/e2e/test_agent_flow.py"]
+ROUTER_TESTS = ["tests/e2e/test_slack_negative.py", "tests/e2e/test_agent_flow.py",
+                "tests/e2e/test_router_thread_lookup.py"]
 INTERPRETER_TESTS = ["tests/unit/test_interpreter.py"]
 
 SQL = "slack_ai_addon/storage/db/sql.py"

@@ -269,11 +269,41 @@ def check_late_outputs_touch_only_outputs(store) -> None:
     assert got.outputs[0].s3_key == "k" and got.status is JobStatus.DONE
 
 
+def check_same_owner_with_an_older_attempt_loses_the_renewal(store) -> None:
+    """A node that lost a job and claimed it again (`claim` has no failed-node filter) holds a
+    new lease under the same owner name: a heartbeat of its old attempt must not renew it."""
+    job = store.add(_job())
+    old = store.claim(job.id, "n1", 0.0)  # a lease that is already over
+    assert old.lease == Lease(job.id, "n1", 1)
+    assert store.requeue_expired(time.time() + 1) == [job.id]
+    again = store.claim(job.id, "n1", 60)
+    assert again is not None and again.lease == Lease(job.id, "n1", 2)
+    before = store.get(job.id)
+    assert store.renew_lease(old.lease, 3600) is Renewal.LOST
+    after = store.get(job.id)
+    assert after.to_dict() == before.to_dict()  # the expiry is not pushed out an hour
+    assert after.lease_expires_at == before.lease_expires_at and after.attempts == 2
+    assert store.renew_lease(again.lease, 60) is Renewal.KEPT  # the current attempt still may
+
+
+def check_claim_next_takes_only_the_kinds_asked_for(store) -> None:
+    """A node that only analyzes (or a busy renderer asking for analyses) must not be handed
+    an older render."""
+    now = time.time()
+    render = store.add(_job("a render", created=now - 20))
+    analyze = store.add(_job("an analysis", created=now - 10, kind=JobKind.ANALYZE))
+    assert store.claim_next("n1", 60, (JobKind.ANALYZE,)).id == analyze.id
+    assert store.claim_next("n1", 60, (JobKind.ANALYZE,)) is None  # the render stays queued
+    assert store.get(render.id).status is JobStatus.QUEUED
+    assert store.claim_next("n1", 60, (JobKind.RENDER,)).id == render.id
+
+
 CHECKS = [check_set_slack_ts_touches_only_that_column, check_thread_lookup, check_late_outputs_touch_only_outputs,
           check_fenced_transitions, check_stale_owner_never_changes_a_row, check_release_hands_back_without_a_failure,
           check_protocols_and_roundtrip, check_claim_order_kinds_and_leases,
           check_requeue_and_three_node_rule, check_failed_node_is_skipped, check_cancel, check_list_and_count,
-          check_hostile_text_is_data, check_huge_prompt_truncated, check_analytics]
+          check_hostile_text_is_data, check_huge_prompt_truncated, check_analytics,
+          check_same_owner_with_an_older_attempt_loses_the_renewal, check_claim_next_takes_only_the_kinds_asked_for]
 
 
 @pytest.fixture()

@@ -497,6 +497,52 @@ def test_unrecognised_edit(base: SceneSpec) -> None:
     assert colors(partial.spec) == ["#0000ff"] * 3 and "dance" in partial.not_understood
 
 
+
+def test_edit_colour_selector_picks_only_that_colour() -> None:
+    # Two objects of one shape: "the red cube" is not "every cube".
+    before = run("a red cube and a green cube").spec
+    assert colors(before) == ["#ff0000", "#008000"]
+    spec = run("make the red cube blue", before).spec
+    assert prims(spec) == ["cube", "cube"]
+    assert colors(spec) == ["#0000ff", "#008000"]
+
+
+def test_edit_remove_one_of_several() -> None:
+    before = run("three spheres").spec
+    assert prims(before) == ["sphere", "sphere", "sphere"]
+    spec = run("remove one sphere", before).spec
+    assert prims(spec) == ["sphere", "sphere"]
+    assert_no_overlap(spec)
+    mixed = run("remove one sphere", run("a cube and three spheres").spec).spec
+    assert prims(mixed) == ["cube", "sphere", "sphere"]
+
+
+@pytest.mark.parametrize(("text", "edit", "floor"), [
+    ("a cube on a red and yellow checkered floor", "make it blue, checkered", ("checkered", "#ff0000", "#ffff00")),
+    ("a cube on a blue and white grid floor", "make it red, grid", ("grid", "#0000ff", "#ffffff")),
+])
+def test_edit_naming_the_same_floor_pattern_keeps_its_colours(text: str, edit: str,
+                                                              floor: tuple[str, str, str]) -> None:
+    before = run(text).spec
+    assert (before.floor.kind.value, before.floor.color, before.floor.color2) == floor
+    spec = run(edit, before).spec
+    assert (spec.floor.kind.value, spec.floor.color, spec.floor.color2) == floor
+
+
+@pytest.mark.xfail(strict=True, reason="parse.py _floor_phrase keeps the previous floor colour but resets "
+                                       "color2 to the default (#202020) when an edit names the same pattern")
+@pytest.mark.parametrize(("text", "edit", "floor"), [
+    ("a cube on a red and yellow checkered floor", "make the floor checkered", ("checkered", "#ff0000", "#ffff00")),
+    ("a cube on a blue and white grid floor", "make the floor grid", ("grid", "#0000ff", "#ffffff")),
+])
+def test_edit_floor_phrase_with_the_same_pattern_keeps_both_colours(text: str, edit: str,
+                                                                    floor: tuple[str, str, str]) -> None:
+    before = run(text).spec
+    assert (before.floor.kind.value, before.floor.color, before.floor.color2) == floor
+    spec = run(edit, before).spec
+    assert (spec.floor.kind.value, spec.floor.color, spec.floor.color2) == floor
+
+
 # "make it 3 cubes" sets how many there are; "add two more" adds. (base text, edit, primitives after)
 COUNT_EDITS: list[tuple[str, str, list[str]]] = [
     ("a cube", "make it 3 cubes", ["cube"] * 3),
