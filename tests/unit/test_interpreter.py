@@ -529,8 +529,6 @@ def test_edit_naming_the_same_floor_pattern_keeps_its_colours(text: str, edit: s
     assert (spec.floor.kind.value, spec.floor.color, spec.floor.color2) == floor
 
 
-@pytest.mark.xfail(strict=True, reason="parse.py _floor_phrase keeps the previous floor colour but resets "
-                                       "color2 to the default (#202020) when an edit names the same pattern")
 @pytest.mark.parametrize(("text", "edit", "floor"), [
     ("a cube on a red and yellow checkered floor", "make the floor checkered", ("checkered", "#ff0000", "#ffff00")),
     ("a cube on a blue and white grid floor", "make the floor grid", ("grid", "#0000ff", "#ffffff")),

@@ -581,10 +581,13 @@ class Parse:
         floor["kind"] = kind
         if kind in ("checkered", "grid"):
             defaults = ("#e8e8e8", "#202020")
-            floor["color"] = colors[0] if colors else (floor["color"] if self.edit and self.previous and
-                                                       self.previous.floor.kind.value == kind else defaults[0])
-            floor["color2"] = colors[1] if len(colors) > 1 else (
-                defaults[1] if color_distance(floor["color"], defaults[1]) > 80 else "#f0f0f0")
+            # An edit that names the pattern the floor already has keeps both of its colours.
+            same = bool(self.edit and self.previous and self.previous.floor.kind.value == kind)
+            floor["color"] = colors[0] if colors else (floor["color"] if same else defaults[0])
+            if len(colors) > 1:
+                floor["color2"] = colors[1]
+            elif colors or not same:  # a new first colour: pick a second that contrasts with it
+                floor["color2"] = defaults[1] if color_distance(floor["color"], defaults[1]) > 80 else "#f0f0f0"
             floor["tiles"] = max(1, min(200, round(floor["size"] / 1.0)))
         elif colors:
             floor["color"] = colors[0]
