@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import zlib
 
-from ...core.jobs import MAX_REQUEST_CHARS
 from ...core.pipeline import Interpretation
 from ...core.scene_spec import (
     MAX_OBJECTS,
@@ -15,6 +14,7 @@ from ...core.scene_spec import (
     SpecError,
     parse_scene_spec,
 )
+from ...textutil import fit_request
 from .edit import apply_edit
 from .layout import Arrangement, layout_objects
 from .objects import Group, expand_groups, name_objects
@@ -40,10 +40,8 @@ class OfflineInterpreter:
                   correlation_id: str = "") -> Interpretation:
         """Text (or an edit of `previous`) to a spec. Raises SpecError for unusable input."""
         original = text or ""
-        warnings: list[str] = []
-        if len(original) > MAX_REQUEST_CHARS:
-            warnings.append(f"request was {len(original)} characters; only the first {MAX_REQUEST_CHARS} were read")
-            original = original[:MAX_REQUEST_CHARS]
+        original, cut = fit_request(original)  # also when called directly, not through the pipeline
+        warnings = [cut] if cut else []
         if not original.strip():
             raise SpecError(f"There is nothing to render: tell me what you want, e.g. {EXAMPLE}.", ["request"])
         parse = Parse(original, previous)
