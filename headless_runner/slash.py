@@ -62,12 +62,12 @@ class _OwnJobs:
 
 
 def run(args: argparse.Namespace) -> int:
+    # First: the stand-in's package picks aiohttp's pure-Python parser before anything imports aiohttp.
+    from headless_runner.sandbox.slack_server import FakeSlackServer
     from slack_ai_addon.agent.service import AgentService
     from slack_ai_addon.cli.serve import build_agent_runtime
     from slack_ai_addon.core.config import ConfigError, load_settings
     from slack_ai_addon.core.dispatcher import run_headless
-
-    from .sandbox.slack_server import FakeSlackServer
 
     command, text = parse_command(args.command)
     if command in ("/render", "/analyze") and not text:

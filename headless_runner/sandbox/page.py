@@ -1,0 +1,75 @@
+"""The sandbox's web page: a small Slack-like client in the browser (static/index.html) that
+shows the workspace and lets a person type slash commands, mention the bot, reply in
+threads and click buttons. What the page sends goes through the same paths as the tests'
+controls (`send_slash_command`, `post_user_message`, `click_button`), so the agent sees
+exactly what Slack would send it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .web_api import file_response
+
+if TYPE_CHECKING:
+    from .slack_server import FakeSlackServer
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+class SandboxPage:
+    def __init__(self, server: FakeSlackServer) -> None:
+        self.server = server
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/health", self._handle_health)
+        app.router.add_get("/", self._handle_index)
+        app.router.add_get("/sandbox/state", self._handle_state)
+        app.router.add_get("/sandbox/files/{file_id}", self._handle_sandbox_file)
+        app.router.add_post("/sandbox/command", self._handle_sandbox_command)
+
+    async def _handle_health(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": True, "connections": self.server.connection_count})
+
+    async def _handle_index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def _handle_sandbox_file(self, request: web.Request) -> web.StreamResponse:
+        return file_response(self.server.workspace.uploaded_file(request.match_info["file_id"]))
+
+    async def _handle_state(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.server.sandbox_state())
+
+    async def _handle_sandbox_command(self, request: web.Request) -> web.StreamResponse:
+        server = self.server
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"ok": False, "error": "invalid_json"}, status=400)
+        channel_id = str(body.get("channel_id") or "C0GENERAL")
+        user_id = str(body.get("user_id") or "U0SANDUSER")
+        click = body.get("click")
+        if isinstance(click, dict):
+            try:
+                envelope_id = server.click_button(str(click.get("channel_id") or channel_id),
+                                                  str(click.get("message_ts")), str(click.get("action_id")),
+                                                  user_id=user_id)
+            except KeyError as exc:
+                return web.json_response({"ok": False, "error": str(exc)}, status=404)
+            return web.json_response({"ok": True, "envelope_id": envelope_id})
+        text = str(body.get("text", "")).strip()
+        thread_ts = body.get("thread_ts") or None
+        if not text:
+            return web.json_response({"ok": False, "error": "no_text"}, status=400)
+        # Display name of the bot, typed as "@blender", becomes a real mention like Slack's composer.
+        text = text.replace(f"@{server.bot_name}", f"<@{server.bot_user_id}>")
+        if text.startswith("/") and not thread_ts:
+            command, _, rest = text.partition(" ")
+            envelope_id = server.send_slash_command(command, rest.strip(), user_id=user_id, channel_id=channel_id,
+                                                    user_name=str(body.get("user_name") or "sandbox-user"))
+            return web.json_response({"ok": True, "envelope_id": envelope_id})
+        ts = server.post_user_message(channel_id, user_id, text, thread_ts=thread_ts)
+        return web.json_response({"ok": True, "ts": ts})
