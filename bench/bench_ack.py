@@ -33,8 +33,8 @@ _BLOCK = b"x" * (4 << 20)
 
 def busy_render_frame(seconds: float) -> None:
     """A CPU-bound frame. native: hashing in C with the GIL released, as Blender renders
-    (reference/observed.md: Python threads kept running with < 20 ms gaps). python: a pure
-    Python loop that holds the GIL, a worst case Blender does not produce."""
+    (docs/BLENDER_RULES.md, "Threads": Python threads kept running with < 20 ms gaps).
+    python: a pure Python loop that holds the GIL, a worst case Blender does not produce."""
     end = time.perf_counter() + seconds
     x = 0
     while time.perf_counter() < end:

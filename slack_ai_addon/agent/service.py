@@ -41,6 +41,7 @@ from ..core.jobs import Job, JobStatus
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .deps import AgentDeps, ProvidesAgentDeps
+from .pacing import retrying_web_client
 from .replies import SerialLanes, SlackOutbox, SlackReplier
 from .router import AgentRouter, BotIdentity, keyword_intent
 from .watchdog import ConnectionWatchdog
@@ -209,7 +210,7 @@ class AgentService:
     # ------------------------------------------------------------------ start/stop internals
     def _start_blocking(self) -> None:
         try:
-            web = WebClient(token=self.settings.slack_bot_token, base_url=self.settings.slack_api_url, timeout=30)
+            web = retrying_web_client(self.settings.slack_bot_token, self.settings.slack_api_url)
             try:
                 auth = web.auth_test()
             except SlackApiError as exc:
@@ -315,7 +316,7 @@ class AgentService:
         websocket-client's runner waits in an epoll select() with a 10 s timeout, and a socket
         *closed* under it never wakes it (closing drops the fd from epoll silently; its own
         close() skips the shutdown on some error paths), so close() took up to 10 s
-        (reference/slack.md 1.9). shutdown() makes the fd readable (EOF) at once.
+        (docs/SLACK_RULES.md, "Socket Mode connections"). shutdown() makes the fd readable (EOF) at once.
         """
         found = list(raws)
         for session in [client.current_session, *list(sessions)]:

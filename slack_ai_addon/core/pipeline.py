@@ -20,7 +20,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from .jobs import MAX_REQUEST_CHARS, Fenced, Job, JobKind, JobOutput, JobStatus, JobStore
+from ..textutil import fit_request
+from .jobs import Fenced, Job, JobKind, JobOutput, JobStatus, JobStore
 from .scene_spec import SceneSpec, SpecError, parse_scene_spec
 
 log = logging.getLogger(__name__)
@@ -213,9 +214,9 @@ class JobPipeline:
             raise UserError("Tell me what to render, e.g. `/render a red cube on a checkered floor, rotating`.")
         if job.kind is JobKind.ANALYZE and not text:
             raise UserError('Give me some text to analyze, e.g. `/analyze "I love this"`.')
-        if len(text) > MAX_REQUEST_CHARS:
-            job.warnings.append(f"request was {len(text)} characters; only the first {MAX_REQUEST_CHARS} were used")
-            text = text[:MAX_REQUEST_CHARS]
+        text, warning = fit_request(text)
+        if warning:
+            job.warnings.append(warning)
         job.request_text = text
         return job
 
