@@ -26,6 +26,7 @@ from ..core.jobs import Job, JobKind, JobStore
 from ..core.pipeline import EventKind, JobEvent
 from . import blocks as bk
 from .dedupe import DedupeStore
+from .deps import AgentDeps, ProvidesAgentDeps
 from .pacing import ChannelPacer, UpdateCoalescer, retrying_web_client, use_slack_retries
 
 log = logging.getLogger(__name__)
@@ -467,17 +468,17 @@ class ThreadReplies:
     request still updates its placeholder, uploads the result and posts the final message.
     """
 
-    def __init__(self, runtime: Any, *, post_interval_s: float = 1.0, update_interval_s: float = 3.0,
-                 io_workers: int = 4) -> None:
-        settings = runtime.settings
-        self.runtime = runtime
+    def __init__(self, node: AgentDeps | ProvidesAgentDeps, *, post_interval_s: float = 1.0,
+                 update_interval_s: float = 3.0, io_workers: int = 4) -> None:
+        self.deps = node if isinstance(node, AgentDeps) else node.agent_deps()
+        settings = self.deps.settings
         self.web = retrying_web_client(settings.slack_bot_token, settings.slack_api_url)
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-replies")
         self.outbox = SlackOutbox(self.web, post_interval_s=post_interval_s, update_interval_s=update_interval_s,
-                                  executor=self.io, recorder=runtime.store)
-        self.replier = SlackReplier(self.outbox, runtime.store, SerialLanes(self.io), dedupe=DedupeStore(None),
-                                    node_id=runtime.pipeline.deps.node_id)
-        runtime.add_listener(self.replier)
+                                  executor=self.io, recorder=self.deps.store)
+        self.replier = SlackReplier(self.outbox, self.deps.store, SerialLanes(self.io), dedupe=DedupeStore(None),
+                                    node_id=self.deps.node_id)
+        self.deps.add_listener(self.replier)
 
     def busy(self) -> bool:
         return self.replier.lanes.busy() > 0
@@ -487,8 +488,5 @@ class ThreadReplies:
         deadline = time.monotonic() + timeout_s
         while self.busy() and time.monotonic() < deadline:
             time.sleep(0.05)
-        try:
-            self.runtime.pipeline.deps.listeners.remove(self.replier)
-        except ValueError:
-            pass
+        self.deps.remove_listener(self.replier)
         self.io.shutdown(wait=False, cancel_futures=True)
