@@ -23,6 +23,8 @@ MIN_SECRET_CHARS = 3  # shorter "secrets" would blank out ordinary words
 # key a proxy echoes back in its error page).
 _KEY_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"xox[abprs]-[A-Za-z0-9\-]{6,}"),  # Slack bot/user/refresh tokens
+    re.compile(r"xapp-[A-Za-z0-9\-]{6,}"),  # Slack app-level tokens
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
     re.compile(r"(?i)(api[_-]?key[\"'\s:=]+)[A-Za-z0-9._\-]{8,}"),
 ]

@@ -1,8 +1,11 @@
 """`serve`: the Slack agent (Socket Mode) plus job execution, until SIGINT/SIGTERM.
 
-Headless Blender never fires `bpy.app.timers`, so the main thread runs a blocking loop that
-calls the dispatcher's drain (renders happen here, on the main thread); the agent's socket
-and I/O threads only ack, enqueue and reply.
+Roles (`--role`): a `listener` holds the Socket Mode connection and enqueues jobs; a
+`worker` claims and renders and answers in each job's Slack thread with the bot token; `both`
+(the default) does both. Headless Blender never fires `bpy.app.timers`, so the main thread
+runs the dispatcher's blocking loop (renders happen here); the agent's socket and I/O threads
+only ack, enqueue and reply. Logs are one JSON object per line (`--log-format text` for
+people); `--http HOST:PORT` serves /health and /metrics.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -21,7 +23,11 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: $SLACK_AI_OUTPUT_DIR or ./out)")
+    p.add_argument("--role", choices=["listener", "worker", "both"], default="both",
+                   help="listener: Slack intake only; worker: render only (answers in threads); both (default)")
     p.add_argument("--no-render", action="store_true", help="take only analysis jobs (a node without Blender)")
+    p.add_argument("--http", help="HOST:PORT for GET /health and /metrics (default: $SLACK_AI_HTTP; off)")
+    p.add_argument("--log-format", choices=["json", "text"], help="log lines as JSON (default) or text")
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -49,37 +55,73 @@ def run(args: argparse.Namespace) -> int:
     from ..agent.service import AgentService, check_tokens
     from ..core.config import ConfigError, load_settings
     from ..core.dispatcher import run_headless
+    from .health import HealthServer, NodeHealth, NodeMetrics, open_runtime_waiting_for_the_database
+    from .logs import service_logging
 
+    flags = {"output_dir": getattr(args, "out", None), "http": getattr(args, "http", None),
+             "log_level": getattr(args, "log_level", None)}
     try:
-        settings = load_settings(flags={"output_dir": getattr(args, "out", None)})
+        settings = load_settings(flags=flags)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    problems = check_tokens(settings)
+    role = args.role
+    listens, renders = role in ("listener", "both"), role in ("worker", "both")
+    problems = check_tokens(settings) if listens else []
     if problems:
         raise UsageError("cannot start the Slack agent:\n  - " + "\n  - ".join(problems) +
                          "\nSee docs/SLACK_SETUP.md, or run `python -m headless_runner sandbox` to try it locally.")
-    runtime = build_agent_runtime(settings, with_renderer=not args.no_render)
-    dispatcher = runtime.dispatcher()
-    agent = AgentService(runtime)
+    service_logging(settings, fmt_flag=getattr(args, "log_format", None) or "")
+    metrics = NodeMetrics()
+    health = NodeHealth(node=settings.resolved_node_id(), role=role, metrics=metrics)
+    http = HealthServer(settings.http, health).start() if settings.http else None
     stop = threading.Event()
     install_stop_signals(stop)
-    agent.start()
-    if not agent.wait_until_connected(30):
-        st = agent.status()
-        print(f"error: the Slack agent did not connect: {st.state}: {st.detail}", file=sys.stderr)
-        agent.stop(5)
-        runtime.close()
-        return 1
-    print(f"Connected to Slack as <@{agent.status().bot_user_id}>; waiting for /render, /analyze, /blender "
-          "(Ctrl-C to stop)", file=sys.stderr)
+    runtime = open_runtime_waiting_for_the_database(
+        lambda: build_agent_runtime(settings, with_renderer=renders and not args.no_render), health, stop)
+    if runtime is None:  # stopped while waiting for the database
+        if http is not None:
+            http.stop()
+        return 0
+    runtime.add_listener(metrics)
+    dispatcher = runtime.dispatcher() if renders else None
+    agent = AgentService(runtime) if listens else None
+    replies = None
+    if agent is None and settings.slack_bot_token:
+        from ..agent.replies import ThreadReplies
+
+        replies = ThreadReplies(runtime)  # a worker answers in the threads of the jobs it renders
+    health.agent = agent
+    if agent is not None:
+        agent.start()
+        if not agent.wait_until_connected(30):
+            st = agent.status()
+            log.error("the Slack agent did not connect: %s: %s", st.state, st.detail)
+            agent.stop(5)
+            runtime.close()
+            if http is not None:
+                http.stop()
+            return 1
+        # A log record, not a print: in JSON mode every line on stderr is one JSON object.
+        log.info("connected to Slack as <@%s>; waiting for /render, /analyze, /blender (Ctrl-C to stop)",
+                 agent.status().bot_user_id)
+    log.info("node %s serving as %s", health.node, role)
     started = time.time()
     try:
-        # Until SIGINT/SIGTERM; then a running render gets stop_grace_s to finish, and what
-        # this node still holds goes back to the queue for the other nodes.
-        run_headless(dispatcher, stop)
+        if dispatcher is not None:
+            # Until SIGINT/SIGTERM; then a running render gets stop_grace_s to finish, and what
+            # this node still holds goes back to the queue for the other nodes.
+            run_headless(dispatcher, stop)
+        else:
+            stop.wait()
     finally:
-        print("stopping...", file=sys.stderr)
-        agent.stop(10)
+        health.stopping = True
+        log.info("stopping")
+        if agent is not None:
+            agent.stop(10)
+        if replies is not None:
+            replies.close()
         runtime.close()
+        if http is not None:
+            http.stop()
     log.info("served for %.0fs", time.time() - started)
     return 0

@@ -30,21 +30,38 @@ def run_worker(argv: Sequence[str]) -> int:
                                      description="render-only farm node: drain the shared job table")
     parser.add_argument("--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)")
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per drain (default 0.5)")
+    parser.add_argument("--http", help="HOST:PORT for GET /health and /metrics (default: $SLACK_AI_HTTP; off)")
+    parser.add_argument("--log-format", choices=["json", "text"], help="log lines as JSON (default) or text")
     args = parser.parse_args(list(argv))
     try:
-        settings = load_settings()
+        settings = load_settings(flags={"http": args.http})
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from .health import HealthServer, NodeHealth, NodeMetrics, open_runtime_waiting_for_the_database
+    from .logs import service_logging
+
+    service_logging(settings, fmt_flag=args.log_format or "")
+    metrics = NodeMetrics()
+    health = NodeHealth(node=settings.resolved_node_id(), role="worker", metrics=metrics)
+    http = HealthServer(settings.http, health).start() if settings.http else None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     headless.prepare_module_mode()
-    runtime = build_runtime(settings, cli=True)
+    runtime = open_runtime_waiting_for_the_database(lambda: build_runtime(settings, cli=True), health, stop)
+    if runtime is None:  # stopped while waiting for the database
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if http is not None:
+            http.stop()
+        return 0
+    runtime.add_listener(metrics)
     replies = None
     if settings.slack_bot_token:
         from ..agent.replies import ThreadReplies
 
         replies = ThreadReplies(runtime)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     dispatcher = runtime.dispatcher()
     log.info("worker %s draining %s%s", settings.resolved_node_id(),
              settings.resolved_database_url().split(":")[0], "; answering in Slack threads" if replies else "")
@@ -54,8 +71,11 @@ def run_worker(argv: Sequence[str]) -> int:
         for sig, handler in previous.items():
             if handler is not None:  # None: installed from C (Blender's own); cannot be restored from Python
                 signal.signal(sig, handler)
+        health.stopping = True
         if replies is not None:
             replies.close()
         runtime.close()
-    print(f"worker: {dispatcher.jobs_done} job(s) rendered or finished", file=sys.stderr)
+        if http is not None:
+            http.stop()
+    log.info("worker: %d job(s) rendered or finished", dispatcher.jobs_done)
     return 0

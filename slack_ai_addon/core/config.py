@@ -55,6 +55,8 @@ ENV_VARS: dict[str, str] = {
     "SLACK_AI_ADMINS": "admin_user_ids",
     "SLACK_AI_LOG_LEVEL": "log_level",
     "SLACK_AI_DEFAULT_ENGINE": "default_engine",
+    "SLACK_AI_HTTP": "http",
+    "SLACK_AI_LOG_FORMAT": "log_format",
 }
 
 SECRET_FIELDS = frozenset({
@@ -98,6 +100,8 @@ class Settings:
     default_engine: str = "cycles"
     lease_s: float = 60.0
     heartbeat_s: float = 10.0
+    http: str = ""  # HOST:PORT for GET /health and /metrics on serve and farm nodes ("" = off)
+    log_format: str = ""  # json | text; "" = json for services (serve, workers), text for commands
     stop_grace_s: float = 30.0  # on SIGTERM, how long a running render may go on before it is handed back
 
     def public_dict(self) -> dict[str, Any]:
@@ -289,8 +293,19 @@ def _database_url(value: Any) -> str | None:
     return None
 
 
+def _host_port(value: Any) -> str | None:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return "is not HOST:PORT"
+    return None
+
+
 _SECONDS = "seconds"
 RULES: dict[str, Rule] = {
+    "http": Rule("HOST:PORT, e.g. 127.0.0.1:9464, or leave it empty", _host_port, lambda v: str(v).strip(),
+                 empty_ok=True),
+    "log_format": Rule("json or text, or leave it empty", _one_of(("json", "text"), "a log format"),
+                       lambda v: str(v).strip().lower(), empty_ok=True),
     "lease_s": Rule(f"{_SECONDS}, at least {MIN_LEASE_S:g}", _at_least(MIN_LEASE_S)),
     "heartbeat_s": Rule(f"{_SECONDS}, more than 0 and at most half of lease_s", _more_than(0)),
     "stop_grace_s": Rule(f"{_SECONDS}, 0 or more", _at_least(0)),

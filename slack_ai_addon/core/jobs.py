@@ -270,6 +270,10 @@ class JobStore(Protocol):
         """How many of this job's writes still wait in the outbox."""
         ...
 
+    def outbox_length(self) -> int:
+        """How many records of any kind wait in the outbox (a metric)."""
+        ...
+
     def close(self) -> None:
         ...
 

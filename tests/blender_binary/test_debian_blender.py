@@ -42,11 +42,12 @@ def vendor_dir() -> Path:
     """The add-on's dependencies for Blender's own Python (pip install --target, its cpXY)."""
     pyver = blender_python()
     vendor = REPO / "build" / f"vendor-py{pyver.replace('.', '')}"
-    if not (vendor / ".stamp").is_file():
-        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "_build_extension.py"), "--vendor",
-                               str(vendor), "--python-version", pyver], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            fail_unless_offline(f"installing the dependencies for Python {pyver}", proc)
+    # Always asked: the vendor step is a no-op while its stamp matches the requirements, and
+    # brings a folder vendored before a dependency was added up to date.
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "_build_extension.py"), "--vendor",
+                           str(vendor), "--python-version", pyver], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        fail_unless_offline(f"installing the dependencies for Python {pyver}", proc)
     return vendor
 
 

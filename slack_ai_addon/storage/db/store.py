@@ -248,6 +248,9 @@ class SqlJobStore:
     def pending_writes(self, job_id: str) -> int:
         return self.outbox.entries_for_job(job_id)
 
+    def outbox_length(self) -> int:
+        return len(self.outbox.entries())
+
     def _apply_outbox_entry(self, entry: dict[str, Any]) -> None:
         data = entry["data"]
         kind = entry["type"]
