@@ -10,6 +10,7 @@ a renderer is asked for.
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from .agent.deps import AgentDeps, NodeActivity
 from .core.config import Settings
 from .core.dispatcher import Dispatcher
-from .core.jobs import JobStore
+from .core.jobs import JobStore, NodeInfo
 from .core.pipeline import JobListener, JobPipeline, PipelineDeps
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,15 @@ class Runtime:
     _dispatcher: Dispatcher | None = None
     blender_version: str = ""  # set when a renderer (bpy) is loaded
 
-    def dispatcher(self, **kwargs: Any) -> Dispatcher:
+    def dispatcher(self, *, role: str = "worker", **kwargs: Any) -> Dispatcher:
+        """This node's one dispatcher (created on first use). `role` goes into its row of the
+        node registry: worker, both (serve), desktop (the Blender UI)."""
         if self._dispatcher is None:
             kwargs.setdefault("stop_grace_s", self.settings.stop_grace_s)
+            renders = self.pipeline.deps.renderer is not None
+            kwargs.setdefault("node_info", NodeInfo(
+                id=self.pipeline.deps.node_id, host=socket.gethostname(), role=role,
+                blender_version=self.blender_version, engines="cycles,eevee,workbench" if renders else ""))
             self._dispatcher = Dispatcher(self.pipeline, heartbeat_s=self.settings.heartbeat_s, **kwargs)
         return self._dispatcher
 

@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 class AgentState(str, Enum):
     """The connection's state. `str` so that callers may compare with plain strings."""
 
+    def __str__(self) -> str:  # "connected", not "AgentState.CONNECTED", in messages and logs
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
     OFFLINE = "offline"
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -496,6 +502,20 @@ class AgentService:
         lines.append(f"• rendering now: `{current}`" if current else "• rendering now: nothing")
         if activity.dispatcher_running:
             lines.append(f"• jobs finished here: {activity.jobs_done}")
+        try:
+            nodes = store.list_nodes()
+        except Exception as exc:
+            nodes = []
+            lines.append(f"• nodes: unavailable ({type(exc).__name__})")
+        if nodes:
+            now = time.time()
+            lines.append(f"• farm: {len(nodes)} node(s)")
+            for n in nodes[:20]:
+                state = n.shown_state(now)
+                job = f", job `{n.current_job}`" if n.current_job and state == "rendering" else ""
+                lines.append(f"    ◦ `{bk.escape(n.id)}` {n.role}: *{state}*{job}, {n.jobs_done} done, "
+                             f"{n.jobs_failed} failed" + (f", Blender {bk.escape(n.blender_version)}"
+                                                          if n.blender_version else ""))
         uptime = time.time() - (self._started_at or time.time())
         lines.append(f"• uptime: {bk.fmt_seconds(uptime)}; Slack: {st.state}, {st.envelopes_seen} requests, "
                      f"{st.reconnects} reconnects")

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             http.stop()
         return 0
     runtime.add_listener(metrics)
-    dispatcher = runtime.dispatcher() if renders else None
+    dispatcher = runtime.dispatcher(role=role) if renders else None
     agent = AgentService(runtime) if listens else None
     replies = None
     if agent is None and settings.slack_bot_token:

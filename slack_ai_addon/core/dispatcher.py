@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from .jobs import LIVE_STATUSES, Fenced, Job, JobKind, JobStatus, Lease, Renewal
+from .jobs import LIVE_STATUSES, Fenced, Job, JobKind, JobStatus, Lease, NodeInfo, Renewal
 from .pipeline import JobPipeline, RenderResult, UserError
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,13 @@ class _Held:
 class Dispatcher:
     def __init__(self, pipeline: JobPipeline, *, io_workers: int = 4, max_in_flight: int = 3,
                  heartbeat_s: float = 10.0, can_render: bool = True, incremental: bool = False,
-                 claim_only: set[str] | None = None, stop_grace_s: float = 30.0) -> None:
+                 claim_only: set[str] | None = None, stop_grace_s: float = 30.0,
+                 node_info: NodeInfo | None = None) -> None:
         """`incremental`: render a step (a frame) per `drain` call and return, so a GUI timer
         keeps Blender responsive between frames; headless loops render a job in one go.
         `claim_only`: take only these job ids (a one-shot run on a shared database must not
-        take other people's jobs); ids are removed once claimed."""
+        take other people's jobs); ids are removed once claimed. `node_info`: this node's row
+        in the node registry, written by the heartbeat (None: a one-shot run, not a node)."""
         self.pipeline = pipeline
         self.store = pipeline.deps.store
         self.node_id = pipeline.deps.node_id
@@ -92,6 +94,9 @@ class Dispatcher:
         self.queue_depth = 0  # queued jobs in the shared table, as the I/O pool last saw it (-1: unknown)
         self.outcomes: dict[str, str] = {}  # job id -> how it ended here: done/failed/cancelled/lost/released/taken
         self._stopping_since: float | None = None
+        self.node_info = node_info
+        if node_info is not None and not node_info.started_at:
+            node_info.started_at = time.time()
         self._stop = threading.Event()
         self._wake = threading.Event()  # something happened off the main thread: drain again
         pipeline.progress_hook = self._note_progress
@@ -192,6 +197,7 @@ class Dispatcher:
             except Exception:
                 log.debug("housekeeping ended with an error", exc_info=True)
         self._stop.set()
+        self._write_node_row(state="offline")
         self._intake.shutdown(wait=wait)
         self.io.shutdown(wait=wait, cancel_futures=not wait)
 
@@ -523,6 +529,7 @@ class Dispatcher:
     def _heartbeat_loop(self, interval: float) -> None:
         # Runs until shutdown; a dead heartbeat would let other nodes steal live jobs,
         # so every error is caught and logged.
+        self._write_node_row()
         while not self._stop.wait(interval):
             with self._lock:
                 held = list(self._held.values())
@@ -531,6 +538,24 @@ class Dispatcher:
                     self._beat(h)
                 except BaseException:
                     log.exception("lease renewal failed", extra={"job_id": h.lease.job_id})
+            self._write_node_row()
+
+    def _write_node_row(self, state: str = "") -> None:
+        """This node's row in the registry: what it is doing now (heartbeat thread)."""
+        info = self.node_info
+        if info is None:
+            return
+        with self._lock:
+            rendering = any(h.kind is JobKind.RENDER for h in self._held.values())
+        info.state = state or ("draining" if self.stopping else "rendering" if rendering else "idle")
+        info.current_job = self.current_job_id
+        info.jobs_done = self.jobs_done
+        info.jobs_failed = sum(1 for outcome in list(self.outcomes.values()) if outcome == "failed")
+        info.last_heartbeat = time.time()
+        try:
+            self.store.upsert_node(info)
+        except Exception as exc:  # the registry is for people; the work goes on
+            log.debug("could not write the node registry: %s", exc)
 
     def _beat(self, h: _Held) -> None:
         renewal = self.store.renew_lease(h.lease, self.lease_s)

@@ -199,6 +199,32 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+NODE_OFFLINE_AFTER_S = 60.0  # a node whose heartbeat is older than this is shown offline
+
+
+@dataclass
+class NodeInfo:
+    """One node of the farm, as its heartbeat last wrote it (the `nodes` table)."""
+
+    id: str
+    host: str = ""
+    role: str = "worker"  # listener | worker | both | desktop
+    blender_version: str = ""
+    engines: str = ""  # comma-separated: cycles,eevee,workbench
+    gpu: str = ""  # "" = CPU only
+    started_at: float = 0.0
+    last_heartbeat: float = 0.0
+    current_job: str = ""
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    state: str = "idle"  # idle | rendering | draining | offline
+
+    def shown_state(self, now: float | None = None) -> str:
+        """The state to show: offline when the heartbeat stopped, whatever the row says."""
+        now = time.time() if now is None else now
+        return "offline" if now - self.last_heartbeat > NODE_OFFLINE_AFTER_S else self.state
+
+
 @runtime_checkable
 class JobStore(Protocol):
     """The durable job queue shared by every node. Implementations must be thread-safe.
@@ -272,6 +298,13 @@ class JobStore(Protocol):
 
     def outbox_length(self) -> int:
         """How many records of any kind wait in the outbox (a metric)."""
+        ...
+
+    def upsert_node(self, node: NodeInfo) -> None:
+        """Write this node's registry row (its heartbeat)."""
+        ...
+
+    def list_nodes(self) -> list[NodeInfo]:
         ...
 
     def close(self) -> None:

@@ -117,6 +117,12 @@ class StorageUnavailable(RuntimeError):
 class EventKind(str, Enum):
     """What happened to a job. `str` so that listeners may compare with plain strings."""
 
+    def __str__(self) -> str:  # "connected", not "AgentState.CONNECTED", in messages and logs
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
     QUEUED = "queued"
     STARTED = "started"
     PROGRESS = "progress"

@@ -188,7 +188,7 @@ def dispatcher_pump(budget_s: float) -> bool:
     if rt is None:
         return False
     # Incremental: a frame per tick, so the UI (progress bar, Cancel) lives during a render.
-    dispatcher = rt.dispatcher(incremental=True)
+    dispatcher = rt.dispatcher(incremental=True, role="desktop")
     done = dispatcher.drain(budget_s)
     return bool(done) or not dispatcher.idle()
 
@@ -276,7 +276,7 @@ def submit_local_render(settings: Settings, prompt: str, *, engine: str = "", on
     job = JobPipeline.validate_request(job)  # bad input is reported at once, without I/O
     # The insert runs off the main thread: a slow database must not freeze Blender. The
     # panel lists the job at once (so Cancel finds it before the insert is through).
-    rt.dispatcher(incremental=True).submit(job)
+    rt.dispatcher(incremental=True, role="desktop").submit(job)
     session.jobs[job.id] = JobRow(job.id, job.kind.value, job.status.value, job.request_text[:80], time.time())
     session.changed = True
     return job
@@ -287,7 +287,7 @@ def cancel_current() -> str:
     rt = session.runtime
     if rt is None:
         return ""
-    dispatcher = rt.dispatcher(incremental=True)
+    dispatcher = rt.dispatcher(incremental=True, role="desktop")
     job_id = session.current_job_id or dispatcher.current_job_id
     if not job_id:  # the newest unfinished job the panel knows of (in memory: no database here)
         live = [r for r in recent_jobs() if r.status in ("queued", "claimed", "running", "uploading")]
@@ -325,7 +325,7 @@ def queue_length() -> int:
     rt = session.runtime
     if rt is None:
         return 0
-    return int(rt.dispatcher(incremental=True).queue_depth)
+    return int(rt.dispatcher(incremental=True, role="desktop").queue_depth)
 
 
 def shutdown(timeout_s: float = STOP_TIMEOUT_S) -> None:

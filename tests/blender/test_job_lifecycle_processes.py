@@ -137,6 +137,10 @@ def _farm(tmp_path: Path, stop_signal: signal.Signals) -> None:
         if stop_signal is signal.SIGTERM:
             # A graceful stop: it finishes its one-frame still (or hands the job back) and exits.
             assert workers["w1"].wait(120) == 0
+            conn = sqlite3.connect(db, timeout=30)
+            states = dict(conn.execute("SELECT id, state FROM nodes").fetchall())
+            conn.close()
+            assert states.get("w1") == "offline", states  # the registry says it left
         else:
             workers["w1"].wait(10)
         _wait(lambda: all(r["status"] == "done" for r in _rows(db)), 300, "every job done")

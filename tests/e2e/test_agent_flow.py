@@ -118,6 +118,12 @@ def test_blender_help_status_jobs(harness: Harness) -> None:
     assert "queue" in str(post) and "test-node" in str(post)
     h.srv.send_slash_command("/render", "a red cube", user_id="U1", channel_id=C)
     h.wait(lambda: h.store.list_jobs() and h.job_done(h.store.list_jobs()[0].id), what="job done")
+    # The node registry: this node's heartbeat row is listed by /blender status, on any node.
+    h.wait(lambda: any(n.id == "test-node" and n.jobs_done >= 1 for n in h.store.list_nodes()), what="node row")
+    h.srv.send_slash_command("/blender", "status", user_id="U1", channel_id=C)
+    post = h.wait(lambda: [p for p in h.srv.response_url_posts if "1 done" in str(p)], what="farm status")[0]
+    assert "farm: 1 node" in str(post) and "`test-node` worker: *idle*" in str(post)
+    assert "Slack: connected" in str(post)
     h.srv.send_slash_command("/blender", "jobs", user_id="U1", channel_id=C)
     post = h.wait(lambda: [p for p in h.srv.response_url_posts if "Your recent jobs" in str(p)], what="jobs")[0]
     assert h.store.list_jobs()[0].id in str(post)

@@ -94,6 +94,11 @@ def test_health_metrics_and_json_logs_of_a_working_node(tmp_path: Path) -> None:
         _, stderr = node.communicate(timeout=60)
         store.close()
     assert node.returncode == 0, stderr[-3000:]
+    # The node registry: the node wrote its row while it ran, and says it is offline after a clean stop.
+    check = open_sql_store(db, outbox_path=tmp_path / "check-outbox.jsonl")
+    (row,) = check.list_nodes()
+    check.close()
+    assert row.id == "ops-node" and row.role == "worker" and row.jobs_done >= 1 and row.state == "offline"
     lines = [line for line in stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message", "node"} <= set(r) for r in records)

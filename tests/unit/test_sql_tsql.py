@@ -127,6 +127,10 @@ def _exercise(store: SqlJobStore) -> None:
                           ("final", JobStatus.DONE), ("release", JobStatus.QUEUED)):
         store.transition(claimed.lease, write, claimed, status)
     store.requeue_expired()
+    from slack_ai_addon.core.jobs import NodeInfo
+
+    store.upsert_node(NodeInfo(id="node-1", host=BOBBY, role="worker", state="idle"))
+    store.list_nodes()
     store.request_cancel(job.id)
     store.list_jobs()
     store.list_jobs(user_id=BOBBY, statuses=(JobStatus.QUEUED, JobStatus.DONE), limit=5)
@@ -199,7 +203,7 @@ def test_migrations_run_inside_the_applock(recorded: list[tuple[str, dict[str, A
     first_create = sqls.index(next(s for s in sqls if s.startswith("CREATE TABLE jobs")))
     assert lock < first_create
     assert sqls[lock + 1].startswith("IF OBJECT_ID(N'schema_version', N'U') IS NULL CREATE TABLE")
-    assert sum(1 for s in sqls if s.startswith("INSERT INTO schema_version")) == 4
+    assert sum(1 for s in sqls if s.startswith("INSERT INTO schema_version")) == 5
 
 
 def test_password_never_in_redacted_url() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .sql import HISTORY_TABLES, JOB_COLUMNS, Queries
+from .sql import HISTORY_TABLES, JOB_COLUMNS, NODE_COLUMNS, Queries
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,17 @@ def _v4(q: Queries) -> list[str]:
     ]
 
 
+def _v5(q: Queries) -> list[str]:
+    # The farm's node registry: which nodes exist, what they run, and when they last beat.
+    return [q.create_table("nodes", NODE_COLUMNS, key="id")]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table", _v1),
     Migration(2, "messages, llm_calls, audit_log", _v2),
     Migration(3, "analytics: jobs.render_s and indexes", _v3),
     Migration(4, "jobs.progress; thread lookup indexes", _v4),
+    Migration(5, "nodes: the node registry", _v5),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 MIGRATION_LOCK_RESOURCE = "slack_ai_addon.migrations"

@@ -61,6 +61,13 @@ AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_key", "key"), ("created_at", "float"), ("actor", "name"), ("action", "name"), ("target", "name"),
     ("detail", "text"), ("allowed", "int"),
 )
+# Migration 5: the node registry (one row per node id, upserted by its heartbeat).
+NODE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "name"), ("host", "name"), ("role", "short"), ("blender_version", "short"), ("engines", "name"),
+    ("gpu", "name"), ("started_at", "float"), ("last_heartbeat", "float"), ("current_job", "key"),
+    ("jobs_done", "int"), ("jobs_failed", "int"), ("state", "short"),
+)
+
 HISTORY_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "messages": MESSAGE_COLUMNS, "llm_calls": LLM_CALL_COLUMNS, "audit_log": AUDIT_COLUMNS,
 }
@@ -282,6 +289,18 @@ class Queries:
         cols = [c for c, _ in HISTORY_TABLES[table]]
         return self._p(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(':' + c for c in cols)} "
                        f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE record_key = :record_key)")
+
+    # -- node registry
+    def update_node(self) -> str:
+        cols = [c for c, _ in NODE_COLUMNS if c != "id"]
+        return self._p(f"UPDATE nodes SET {', '.join(f'{c} = :{c}' for c in cols)} WHERE id = :id")
+
+    def insert_node(self) -> str:
+        cols = [c for c, _ in NODE_COLUMNS]
+        return self._p(f"INSERT INTO nodes ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})")
+
+    def list_nodes(self) -> str:
+        return "SELECT * FROM nodes ORDER BY id"
 
     # -- analytics
     def stats_by_status(self) -> str:

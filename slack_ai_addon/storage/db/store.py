@@ -28,6 +28,7 @@ from ...core.jobs import (
     JobOutput,
     JobStatus,
     Lease,
+    NodeInfo,
     Renewal,
     Requester,
     allowed_from,
@@ -36,7 +37,7 @@ from ...textutil import clip, fit_request
 from .backends import Backend, DatabaseUnavailable
 from .outbox import Outbox, StillUnavailable
 from .schema import LATEST_VERSION, MIGRATION_LOCK_RESOURCE, MIGRATIONS
-from .sql import COLUMN_LIMITS, HISTORY_TABLES, JOB_COLUMNS_V4, Queries, in_params
+from .sql import COLUMN_LIMITS, HISTORY_TABLES, JOB_COLUMNS_V4, NODE_COLUMNS, Queries, in_params
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,21 @@ class SqlJobStore:
 
     def outbox_length(self) -> int:
         return len(self.outbox.entries())
+
+    # ------------------------------------------------------------------ node registry
+    def upsert_node(self, node: NodeInfo) -> None:
+        # UPDATE, then INSERT when there was no row: the same two statements on both
+        # backends, in one transaction (a node id is written by one node only).
+        row = {c: (_clip_column(k, v) if isinstance(v := getattr(node, c), str) else v) for c, k in NODE_COLUMNS}
+        with self._tx() as cur:
+            if not self._exec(cur, self.q.update_node(), row).rowcount:
+                self._exec(cur, self.q.insert_node(), row)
+
+    def list_nodes(self) -> list[NodeInfo]:
+        with self._tx() as cur:
+            rows = self._rows(self._exec(cur, self.q.list_nodes()))
+        return [NodeInfo(**{c: (r[c] if r[c] is not None else getattr(NodeInfo(id=""), c)) for c, _ in NODE_COLUMNS})
+                for r in rows]
 
     def _apply_outbox_entry(self, entry: dict[str, Any]) -> None:
         data = entry["data"]
