@@ -305,7 +305,8 @@ def check_node_registry(store) -> None:
     node = NodeInfo(id="render-07", host="farm-a", role="worker", blender_version="5.0.1", engines="cycles,workbench",
                     started_at=now - 100, last_heartbeat=now, state="idle")
     store.upsert_node(node)
-    node.state, node.current_job, node.jobs_done, node.last_heartbeat = "rendering", "20261206-000000-abcdef", 3, now + 1
+    node.state, node.current_job = "rendering", "20261206-000000-abcdef"
+    node.jobs_done, node.last_heartbeat = 3, now + 1
     store.upsert_node(node)  # the next beat updates the same row
     store.upsert_node(NodeInfo(id="render-08", role="worker", last_heartbeat=now - NODE_OFFLINE_AFTER_S - 5))
     (first, second) = store.list_nodes()
@@ -313,7 +314,8 @@ def check_node_registry(store) -> None:
     assert second.id == "render-08" and second.shown_state(now) == "offline"  # its heartbeat stopped
 
 
-CHECKS = [check_node_registry, check_set_slack_ts_touches_only_that_column, check_thread_lookup, check_late_outputs_touch_only_outputs,
+CHECKS = [check_node_registry, check_set_slack_ts_touches_only_that_column, check_thread_lookup,
+          check_late_outputs_touch_only_outputs,
           check_fenced_transitions, check_stale_owner_never_changes_a_row, check_release_hands_back_without_a_failure,
           check_protocols_and_roundtrip, check_claim_order_kinds_and_leases,
           check_requeue_and_three_node_rule, check_failed_node_is_skipped, check_cancel, check_list_and_count,
