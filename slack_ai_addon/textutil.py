@@ -3,6 +3,8 @@ job's request limit. Pure Python, no bpy; imports nothing from the add-on but th
 
 from __future__ import annotations
 
+import re
+
 from .core.jobs import MAX_REQUEST_CHARS
 
 
@@ -27,3 +29,30 @@ def fit_request(text: str, limit: int = MAX_REQUEST_CHARS) -> tuple[str, str]:
     if len(text) <= limit:
         return text, ""
     return text[:limit], f"request was {len(text)} characters; only the first {limit} were used"
+
+
+_KEEP_CONTROLS = frozenset("\n\t")
+
+
+def clean_control(text: str) -> str:
+    """`text` without lone surrogates and control characters (newlines and tabs stay).
+
+    Slack text is untrusted: a lone surrogate cannot be encoded as UTF-8 (the database
+    driver, a log line or Blender's text object would raise on it), and C0/C1 controls,
+    NUL included, have no business in a scene request. Runs before anything is stored.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch for ch in text
+                   if ch in _KEEP_CONTROLS
+                   or not (ch < " " or "\x7f" <= ch <= "\x9f" or "\ud800" <= ch <= "\udfff"))
+
+
+_MARKUP_OPEN = re.compile(r"<(?=\S)")  # Slack markup (`<!here>`, `<@U1>`, `<url|label>`) has no space after "<"
+
+
+def defuse_markup(text: str) -> str:
+    """`text` with no "<" that could open Slack markup: each becomes "‹" (one character for
+    one, so no new pair can form). For text quoted back in messages whose every sink may not
+    escape (an error message that quotes the request); the sinks escape as well."""
+    return _MARKUP_OPEN.sub("\u2039", text)

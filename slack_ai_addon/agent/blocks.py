@@ -6,6 +6,7 @@ with `blocks`, because chat.update with text alone removes the blocks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..core.jobs import Job, JobStatus
@@ -38,6 +39,14 @@ def escape(text: str) -> str:
     a message needs it as much as its blocks: Slack parses `<!channel>` there too (and the
     notification would ping the whole channel)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,20}")
+
+
+def mention(user_id: str) -> str:
+    """The one mention the bot writes itself: a Slack user id, else the id as plain text."""
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id) else escape(user_id)
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -80,14 +89,14 @@ def _engine(job: Job) -> str:
     if not out:
         return ""
     size = f"{out.get('width', '?')}x{out.get('height', '?')}"
-    return f"{out.get('engine', '?')} · {size} · {out.get('samples', '?')} samples"
+    return escape(f"{out.get('engine', '?')} · {size} · {out.get('samples', '?')} samples")
 
 
 def queued_message(job: Job, position: int = 0) -> tuple[str, Blocks]:
     where = f" (#{position} in the queue)" if position > 1 else ""
     text = f"⏳ Queued{where}: {escape(clip(job.request_text, 200))}"
     blocks: Blocks = [section(f"⏳ *Queued*{where}\n{_request_line(job)}"),
-                      context(f"job `{job.id}`", f"requested by <@{job.requester.user_id}>"
+                      context(f"job `{job.id}`", f"requested by {mention(job.requester.user_id)}"
                               if job.requester.user_id else ""),
                       {"type": "actions", "elements": [button("Cancel", ACTION_CANCEL, job.id, "danger")]}]
     return text, blocks
@@ -114,9 +123,9 @@ def _notes(job: Job) -> list[str]:
     lines: list[str] = []
     provider = str(job.result.get("provider") or "")
     if provider:
-        lines.append(f"interpreted by {provider}")
+        lines.append(f"interpreted by {escape(provider)}")  # a name an LLM server chose
     for note in job.result.get("notes") or []:
-        lines.append(str(note))
+        lines.append(escape(str(note)))
     return lines
 
 
@@ -148,13 +157,13 @@ def failed_message(job: Job, error: str, total_s: float | None = None) -> tuple[
     blocks: Blocks = [section(f"❌ *Failed{took}*: {escape(clip(error, 1500))}\n{_request_line(job)}")]
     saved = [o for o in job.outputs if o.role in ("image", "video", "poster")]
     if saved:
-        blocks.append(section("Partial results were saved: " + ", ".join(f"`{o.path}`" for o in saved[:5])))
+        blocks.append(section("Partial results were saved: " + ", ".join(f"`{escape(o.path)}`" for o in saved[:5])))
     blocks.append(context(f"job `{job.id}`", "Try `/blender help` for examples."))
     return text, blocks
 
 
 def cancelled_message(job: Job, by: str = "", frames_done: str = "") -> tuple[str, Blocks]:
-    who = f" by <@{by}>" if by else ""
+    who = f" by {mention(by)}" if by else ""
     text = f"🛑 Cancelled{who}: {escape(clip(job.request_text, 200))}"
     detail = f" ({frames_done})" if frames_done else ""
     blocks: Blocks = [section(f"🛑 *Cancelled{who}*{detail}\n{_request_line(job)}"), context(f"job `{job.id}`")]
@@ -163,13 +172,13 @@ def cancelled_message(job: Job, by: str = "", frames_done: str = "") -> tuple[st
 
 def analysis_message(job: Job) -> tuple[str, Blocks]:
     r = job.result
-    sentiment = str(r.get("sentiment", "?"))
+    sentiment = escape(str(r.get("sentiment", "?")))  # everything in an LLM's answer is escaped
     try:
         score = f"{float(r.get('score', 0.0)):+.2f}"
     except (TypeError, ValueError):
-        score = str(r.get("score"))
-    provider = str(r.get("provider", "?"))
-    model = str(r.get("model", "") or "")
+        score = escape(clip(str(r.get("score")), 40))
+    provider = escape(clip(str(r.get("provider", "?")), 100))
+    model = escape(clip(str(r.get("model", "") or ""), 100))
     emoji = {"positive": "😀", "negative": "😞", "neutral": "😐", "mixed": "🤔"}.get(sentiment, "🔎")
     text = f"{emoji} Sentiment: {sentiment} (score {score})"
     lines = [f"{emoji} *Sentiment:* {sentiment}   *Score:* {score}"]
@@ -194,4 +203,5 @@ def analysis_message(job: Job) -> tuple[str, Blocks]:
 
 
 def plain(text: str) -> tuple[str, Blocks]:
+    """A message the bot wrote itself (any user text in it already escaped)."""
     return clip(text, TEXT_LIMIT), [section(text)]

@@ -237,7 +237,8 @@ class SlackReplier:
         if req.source != "slack" or not req.channel_id or not thread or not stored:
             return
         out = stored[0]
-        text = f"📦 Object storage is back: <{out.url}|{Path(out.path).name}> (`{out.s3_key}`)"
+        text = (f"📦 Object storage is back: <{out.url}|{bk.escape(Path(out.path).name)}> "
+                f"(`{bk.escape(out.s3_key)}`)")
         try:
             self.outbox.post(req.channel_id, text, None, thread_ts=thread, job_id=job.id, kind="stored")
         except Exception:
@@ -381,7 +382,7 @@ class SlackReplier:
             self.outbox.respond(t.response_url, text, blocks, job_id=job.id)
             return
         if t.placeholder_ts:
-            short = f"🔎 Analysis: *{job.result.get('sentiment', '?')}*, details in the thread"
+            short = f"🔎 Analysis: *{bk.escape(str(job.result.get('sentiment', '?')))}*, details in the thread"
             try:
                 self.outbox.update_now(t.channel, t.placeholder_ts, short.replace("*", ""), [bk.section(short)],
                                        job_id=job.id)
@@ -416,7 +417,7 @@ class SlackReplier:
             last_error = f"{type(exc).__name__}: {exc}"
         log.warning("upload failed: %s", last_error)
         links = _links(job, self.node_id)
-        self._safe_post(t, f"⚠️ I could not upload the result to Slack ({bk.clip(last_error, 200)}). "
+        self._safe_post(t, f"⚠️ I could not upload the result to Slack ({bk.escape(bk.clip(last_error, 200))}). "
                         f"The files are here:\n{links}", job_id=job.id, kind="upload_failed")
         return False
 
@@ -455,7 +456,8 @@ def _links(job: Job, node_id: str = "") -> str:
     for o in job.outputs:
         if o.role == "spec":
             continue
-        where = o.url or (f"s3: `{o.s3_key}`" if o.s3_key else f"`{o.path}`" + (f" on {node_id}" if node_id else ""))
+        where = (bk.escape(o.url) or (f"s3: `{bk.escape(o.s3_key)}`" if o.s3_key else
+                 f"`{bk.escape(o.path)}`" + (f" on {bk.escape(node_id)}" if node_id else "")))
         lines.append(f"• {o.role}: {where}")
     return "\n".join(lines)
 

@@ -30,6 +30,7 @@ from ..core.jobs import Job, JobKind, JobStatus, JobStore, Requester
 from ..core.pipeline import UserError
 from ..core.scene_spec import MAX_RESOLUTION, MAX_SAMPLES, SpecError, parse_scene_spec
 from ..providers.offline.intent import keyword_intent as keyword_intent  # the offline strategy, for service.py
+from ..textutil import clean_control, defuse_markup
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .replies import ReplyTarget, SlackOutbox, SlackReplier
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 _USER_SUBTYPES = frozenset({"", "thread_broadcast", "file_share"})
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!([A-Za-z]+)(?:\^[^|>]*)?(?:\|([^>]*))?>")  # <!here>, <!subteam^S1|@team>
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
+# Anything Slack would read as markup once its brackets are live again.
+_CONTROL = re.compile(r"<([!@#][^<>]*|[A-Za-z][A-Za-z0-9+.-]*:[^<>]*)>")
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 # A second click on the same result button within this window (a double click, an impatient
 # click while the first is being queued) is answered with a pointer, not a second job.
@@ -70,12 +75,25 @@ def _d(data: Any, key: str) -> dict[str, Any]:
 
 
 def clean_text(text: str, bot_user_id: str = "") -> str:
-    """Slack mrkdwn to plain words: drop the bot's mention, unwrap links, unescape."""
+    """Slack mrkdwn to plain words: drop the bot's mention, unwrap links, unescape.
+
+    The result holds no live Slack markup: Slack sends what a user typed as `&lt;!channel&gt;`,
+    and unescaping that must not make a `<!channel>` (or a `<@U…>`, or a labelled link) the
+    bot could echo. Control characters and lone surrogates are dropped (before the text
+    reaches the database, an LLM or Blender)."""
     def mention(m: re.Match[str]) -> str:
-        return "" if m.group(1) == bot_user_id or not bot_user_id else f"@{m.group(1)}"
+        return "" if bot_user_id and m.group(1) == bot_user_id else f"@{m.group(1)}"
+    text = clean_control(text)
     text = _MENTION.sub(mention, text)
+    text = _SPECIAL.sub(lambda m: m.group(2) or f"@{m.group(1)}", text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(2) or m.group(1)}", text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
-    return html.unescape(text).strip()
+    text = html.unescape(text)
+    # What the user typed as markup stays words: `<!channel>` becomes `!channel`; whatever
+    # is left (`<<!here>>` after that pass) loses its opening bracket, one character for one,
+    # so no new pair can form.
+    text = defuse_markup(_CONTROL.sub(lambda m: m.group(1), text))
+    return clean_control(text).strip()
 
 
 class AgentRouter:
@@ -189,7 +207,7 @@ class AgentRouter:
         except UserError as exc:
             self._audit(actor=actor, action=f"refused:{job.kind.value}", target=job.id, detail=str(exc)[:500],
                         allowed=False)
-            self._tell(target, f"⚠️ {exc}")
+            self._tell(target, f"⚠️ {bk.escape(str(exc))}")  # refusals may quote the request
             return None
         except Exception as exc:
             log.exception("submitting job failed")
@@ -215,7 +233,8 @@ class AgentRouter:
     # -- slash commands
     def _slash(self, p: dict[str, Any]) -> None:
         command = _s(p, "command").lower()
-        text = _s(p, "text").strip()
+        # Slack escapes &, < and > in a command's text, like a message's: plain words here.
+        text = clean_text(_s(p, "text"), self.identity.user_id)
         channel, user = _s(p, "channel_id"), _s(p, "user_id")
         requester = Requester(team_id=_s(p, "team_id"), channel_id=channel, user_id=user,
                               user_name=_s(p, "user_name"), response_url=_s(p, "response_url"), source="slack")
@@ -278,7 +297,7 @@ class AgentRouter:
         except Exception as exc:
             log.warning("build_stats failed", exc_info=True)
             return f"Statistics are not available right now ({type(exc).__name__})."
-        return "*Render statistics*\n" + format_stats(stats)
+        return "*Render statistics*\n" + bk.escape(format_stats(stats))  # user names are user text
 
     def _post_stats_chart(self, target: ReplyTarget) -> None:
         """Jobs per day as a picture in the channel, where a chart reads better than numbers.
@@ -308,7 +327,7 @@ class AgentRouter:
         self._audit(actor=user, action="cancel", target=job_id, allowed=allowed,
                     detail="" if allowed else "not the requester and not an admin")
         if not allowed:
-            return f"Only <@{job.requester.user_id}> (who asked for it) or an admin can cancel `{job_id}`."
+            return f"Only {bk.mention(job.requester.user_id)} (who asked for it) or an admin can cancel `{job_id}`."
         if job.status.is_final:
             return f"Job `{job_id}` is already {job.status.value}."
         target = self.replier.target(job_id)

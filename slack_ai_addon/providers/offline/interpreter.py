@@ -14,7 +14,7 @@ from ...core.scene_spec import (
     SpecError,
     parse_scene_spec,
 )
-from ...textutil import fit_request
+from ...textutil import defuse_markup, fit_request
 from .edit import apply_edit
 from .layout import Arrangement, layout_objects
 from .objects import Group, expand_groups, name_objects
@@ -74,8 +74,8 @@ class OfflineInterpreter:
         groups = [g for g in groups if g.count > 0]
         if not groups:
             leftovers = parse.leftovers()
-            hint = f" (I did not understand: {hint_text(leftovers)})" if leftovers else ""
-            raise SpecError(f'I could not find anything to render in "{shorten(parse.text)}"{hint}; '
+            hint = f" (I did not understand: {defuse_markup(hint_text(leftovers))})" if leftovers else ""
+            raise SpecError(f'I could not find anything to render in "{shorten(defuse_markup(parse.text))}"{hint}; '
                             f"try {EXAMPLE}. Shapes I know: cube, sphere, ico sphere, cylinder, cone, torus, "
                             f'plane, monkey, and text like \'the word "hi"\'.', ["objects"])
         # "a sphere on a cube": the cube goes under the sphere.
