@@ -93,7 +93,7 @@ class SlackOutbox:
     Called on I/O threads only."""
 
     def __init__(self, web: WebClient, *, post_interval_s: float = 1.0, update_interval_s: float = 3.0,
-                 executor: ThreadPoolExecutor, recorder: Any = None) -> None:
+                 executor: ThreadPoolExecutor, recorder: JobStore | None = None) -> None:
         self.web = web
         self.pacer = ChannelPacer(post_interval_s)
         # A 429 the client is about to wait out holds back every send to that channel.
@@ -108,12 +108,12 @@ class SlackOutbox:
 
     def _record(self, *, channel: str, ts: str = "", thread_ts: str = "", kind: str, text: str,
                 job_id: str = "") -> None:
-        rec = getattr(self._recorder, "record_message", None)
-        if rec is None:
+        if self._recorder is None:
             return
         try:
-            rec(correlation_id=self._correlation_id(job_id) or ts, direction="out", channel_id=channel,
-                thread_ts=thread_ts, ts=ts, kind=kind, text=text[:4000], job_id=job_id)
+            self._recorder.record_message(correlation_id=self._correlation_id(job_id) or ts, direction="out",
+                                          channel_id=channel, thread_ts=thread_ts, ts=ts, kind=kind,
+                                          text=text[:4000], job_id=job_id)
         except Exception:  # history must never break a reply
             log.warning("could not record an outgoing message", exc_info=True)
 
@@ -123,8 +123,10 @@ class SlackOutbox:
             return ""
         cached = self._correlations.get(job_id)
         if cached is None:
-            get = getattr(self._recorder, "get", None)
-            job = get(job_id) if get is not None else None
+            try:
+                job = self._recorder.get(job_id) if self._recorder is not None else None
+            except Exception:  # the database is away: the job id is a fine correlation id
+                job = None
             cached = job.correlation_id if job is not None else job_id
             if len(self._correlations) > 1000:
                 self._correlations.clear()

@@ -171,21 +171,16 @@ class AgentRouter:
 
     def _record_in(self, *, channel: str, user: str, kind: str, text: str, ts: str = "", thread_ts: str = "",
                    job_id: str = "", correlation_id: str = "") -> None:
-        rec = getattr(self.store, "record_message", None)
-        if rec is None:
-            return
         try:
-            rec(correlation_id=correlation_id or job_id or ts, direction="in", channel_id=channel, user_id=user,
-                thread_ts=thread_ts, ts=ts, kind=kind, text=text[:4000], job_id=job_id)
+            self.store.record_message(correlation_id=correlation_id or job_id or ts, direction="in",
+                                      channel_id=channel, user_id=user, thread_ts=thread_ts, ts=ts, kind=kind,
+                                      text=text[:4000], job_id=job_id)
         except Exception:
             log.warning("could not record an incoming message", exc_info=True)
 
     def _audit(self, *, actor: str, action: str, target: str, detail: str = "", allowed: bool = True) -> None:
-        rec = getattr(self.store, "record_audit", None)
-        if rec is None:
-            return
         try:
-            rec(actor=actor, action=action, target=target, detail=detail, allowed=allowed)
+            self.store.record_audit(actor=actor, action=action, target=target, detail=detail, allowed=allowed)
         except Exception:
             log.warning("could not write the audit log", exc_info=True)
 

@@ -17,13 +17,13 @@ import shutil
 import time
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import bpy
 from PIL import Image
 
 from ..core.jobs import JobOutput
-from ..core.pipeline import ProgressFn, RenderProgress, RenderResult, StopFn
+from ..core.pipeline import ProgressFn, RenderProgress, RenderResult, StopFn, drive
 from ..core.scene_spec import Engine, OutputFormat, SceneSpec
 from . import compat
 from .builder import BuiltScene, build_scene
@@ -107,12 +107,7 @@ class BlenderSceneRenderer:
     def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str,
                progress: ProgressFn, should_stop: StopFn) -> RenderResult:
         """Render `spec` into `out_dir`; always removes the job's Blender data before returning."""
-        steps = self.render_steps(spec, out_dir, job_id=job_id, progress=progress, should_stop=should_stop)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return cast(RenderResult, done.value)
+        return drive(self.render_steps(spec, out_dir, job_id=job_id, progress=progress, should_stop=should_stop))
 
     def render_steps(self, spec: SceneSpec, out_dir: Path, *, job_id: str, progress: ProgressFn,
                      should_stop: StopFn) -> Generator[None, None, RenderResult]:

@@ -226,8 +226,32 @@ class NodeInfo:
 
 
 @runtime_checkable
-class JobStore(Protocol):
-    """The durable job queue shared by every node. Implementations must be thread-safe.
+class ActivityRecorder(Protocol):
+    """History tables beside the jobs (messages, llm_calls, audit_log). Every backend of
+    JobStore also implements this; calls must never raise into the caller's work (a down
+    database buffers them)."""
+
+    def record_message(self, *, correlation_id: str, direction: str, channel_id: str = "",
+                       user_id: str = "", thread_ts: str = "", ts: str = "", kind: str = "",
+                       text: str = "", job_id: str = "") -> None:
+        """direction: "in" (a Slack request) or "out" (a reply we sent)."""
+        ...
+
+    def record_llm_call(self, *, correlation_id: str, provider: str, requested_model: str,
+                        actual_model: str, task: str, latency_ms: float, prompt_tokens: int = 0,
+                        completion_tokens: int = 0, cost_usd: float = 0.0, error_class: str = "",
+                        job_id: str = "") -> None:
+        ...
+
+    def record_audit(self, *, actor: str, action: str, target: str = "", detail: str = "",
+                     allowed: bool = True) -> None:
+        ...
+
+
+@runtime_checkable
+class JobStore(ActivityRecorder, Protocol):
+    """The durable job queue shared by every node, with the history tables beside it
+    (ActivityRecorder). Implementations must be thread-safe.
 
     All methods take and return copies. Every change a node makes to a job it runs names the
     `Lease` it holds and writes only the columns that kind of write owns (`WRITE_COLUMNS`);
@@ -308,27 +332,4 @@ class JobStore(Protocol):
         ...
 
     def close(self) -> None:
-        ...
-
-
-@runtime_checkable
-class ActivityRecorder(Protocol):
-    """History tables beside the jobs (messages, llm_calls, audit_log). Every backend of
-    JobStore also implements this; calls must never raise into the caller's work (a down
-    database buffers them)."""
-
-    def record_message(self, *, correlation_id: str, direction: str, channel_id: str = "",
-                       user_id: str = "", thread_ts: str = "", ts: str = "", kind: str = "",
-                       text: str = "", job_id: str = "") -> None:
-        """direction: "in" (a Slack request) or "out" (a reply we sent)."""
-        ...
-
-    def record_llm_call(self, *, correlation_id: str, provider: str, requested_model: str,
-                        actual_model: str, task: str, latency_ms: float, prompt_tokens: int = 0,
-                        completion_tokens: int = 0, cost_usd: float = 0.0, error_class: str = "",
-                        job_id: str = "") -> None:
-        ...
-
-    def record_audit(self, *, actor: str, action: str, target: str = "", detail: str = "",
-                     allowed: bool = True) -> None:
         ...

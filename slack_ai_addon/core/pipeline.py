@@ -79,11 +79,26 @@ ProgressFn = Callable[[RenderProgress], None]
 StopFn = Callable[[], str]  # returns "" to go on, or the reason to stop
 
 
+RenderSteps = Generator[None, None, RenderResult]
+
+
+def drive(steps: RenderSteps) -> RenderResult:
+    """Run a stepwise render to the end (headless: no timer between the steps). The one
+    driver of render generators; the GUI's timer instead advances them a step per tick."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(RenderResult, done.value)
+
+
 class SceneRenderer(Protocol):
     """Implemented in `blender/`. Called on Blender's main thread only."""
 
-    def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str,
-               progress: ProgressFn, should_stop: StopFn) -> RenderResult:
+    def render_steps(self, spec: SceneSpec, out_dir: Path, *, job_id: str,
+                     progress: ProgressFn, should_stop: StopFn) -> RenderSteps:
+        """The render as a generator that yields between steps (after building, after each
+        frame) and returns the RenderResult; closing it early still cleans up."""
         ...
 
 
@@ -280,12 +295,7 @@ class JobPipeline:
     # -- step 2
     def render(self, job: Job, *, should_stop: StopFn | None = None) -> RenderResult:
         """Blender's main thread only."""
-        steps = self.render_steps(job, should_stop=should_stop)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return cast(RenderResult, done.value)
+        return drive(self.render_steps(job, should_stop=should_stop))
 
     def render_steps(self, job: Job, *, should_stop: StopFn | None = None) -> Generator[None, None, RenderResult]:
         """`render`, yielding between frames when the renderer can (the GUI's timer drives it)."""
@@ -312,12 +322,8 @@ class JobPipeline:
             return reason
 
         start = time.perf_counter()
-        stepwise = getattr(self.deps.renderer, "render_steps", None)
-        if stepwise is not None:
-            result = cast(RenderResult, (yield from stepwise(spec, out_dir, job_id=job.id, progress=progress,
-                                                             should_stop=stop)))
-        else:
-            result = self.deps.renderer.render(spec, out_dir, job_id=job.id, progress=progress, should_stop=stop)
+        result = yield from self.deps.renderer.render_steps(spec, out_dir, job_id=job.id, progress=progress,
+                                                           should_stop=stop)
         _timed(job, "render_total_s", start)
         job.timings.update({k: round(v, 4) for k, v in result.timings.items()})
         job.outputs = list(result.outputs)

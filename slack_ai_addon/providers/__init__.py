@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 
 from ..core.config import Settings
+from ..core.jobs import ActivityRecorder
 from ..core.pipeline import Analyzer, SpecInterpreter
 from .accounting import CallRecorder
 from .analysis import SentimentAnalyzer
@@ -83,14 +84,14 @@ def build_clients(settings: Settings, *, order: Sequence[str] | None = None) -> 
     return clients
 
 
-def build_chain(settings: Settings, *, store: object | None = None, order: Sequence[str] | None = None,
+def build_chain(settings: Settings, *, store: ActivityRecorder | None = None, order: Sequence[str] | None = None,
                 policy: RetryPolicy | None = None, cooldowns: CooldownBook | None = None) -> ProviderChain:
     """A chain over the configured providers; empty (falsy) when none is configured."""
     return ProviderChain(build_clients(settings, order=order), recorder=CallRecorder(store), policy=policy,
                          cooldowns=cooldowns if cooldowns is not None else SHARED_COOLDOWNS)
 
 
-def build_interpreter(settings: Settings, *, store: object | None = None,
+def build_interpreter(settings: Settings, *, store: ActivityRecorder | None = None,
                       order: Sequence[str] | None = None) -> SpecInterpreter:
     """LLM scene interpretation with the offline interpreter as the last link."""
     chain = build_chain(settings, store=store, order=order)
@@ -98,14 +99,14 @@ def build_interpreter(settings: Settings, *, store: object | None = None,
     return LLMSpecInterpreter(chain, OfflineInterpreter())
 
 
-def build_analyzer(settings: Settings, *, store: object | None = None,
+def build_analyzer(settings: Settings, *, store: ActivityRecorder | None = None,
                    order: Sequence[str] | None = None) -> Analyzer:
     """Sentiment analysis: LLM when configured, VADER otherwise or on failure."""
     chain = build_chain(settings, store=store, order=order)
     return SentimentAnalyzer(chain if chain else None)
 
 
-def build_intent_classifier(settings: Settings, *, store: object | None = None,
+def build_intent_classifier(settings: Settings, *, store: ActivityRecorder | None = None,
                             order: Sequence[str] | None = None) -> IntentClassifier:
     """Message intent: LLM when configured, the offline classifier otherwise or on failure."""
     chain = build_chain(settings, store=store, order=order)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..core.jobs import ActivityRecorder
 from .prices import cost_usd
 
 log = logging.getLogger(__name__)
 
 
 class CallRecorder:
-    """Adapts any object with `record_llm_call(**fields)` (or nothing) for the chain."""
+    """Records the chain's LLM calls in the history tables (or nowhere, without a store)."""
 
-    def __init__(self, store: object | None) -> None:
-        self._record: Any = getattr(store, "record_llm_call", None) if store is not None else None
+    def __init__(self, store: ActivityRecorder | None) -> None:
+        self._record: Any = store.record_llm_call if store is not None else None
         self.total_cost_usd = 0.0
 
     def record(self, *, correlation_id: str, provider: str, requested_model: str, actual_model: str, task: str,

@@ -59,14 +59,11 @@ def _auto_connect() -> None:
 def register() -> None:
     import bpy
 
-    from ..blender import timer_driver
-    from . import state
+    from . import operators
 
     for module in _modules():
         module.register()
-    timer_driver.add_pump("ui", ui_pump)
-    timer_driver.add_pump("dispatcher", state.dispatcher_pump)
-    timer_driver.start(first_interval=0.5)
+    operators.ensure_pumps(first_interval=0.5)
     if not bpy.app.timers.is_registered(_auto_connect):
         # persistent: Blender drops other timers when it starts by loading a .blend file.
         bpy.app.timers.register(_auto_connect, first_interval=AUTO_CONNECT_DELAY_S, persistent=True)

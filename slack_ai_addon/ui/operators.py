@@ -48,7 +48,7 @@ class SLACKAI_OT_connect(bpy.types.Operator):
         if refusal:
             self.report({"WARNING"}, refusal)
             return {"CANCELLED"}
-        _ensure_pumps()
+        ensure_pumps()
         self.report({"INFO"}, "Connecting to Slack")
         return {"FINISHED"}
 
@@ -80,7 +80,7 @@ class SLACKAI_OT_test_service(bpy.types.Operator):
         if settings is None:
             return {"CANCELLED"}
         refusal = state.start_service_check(self.service, settings, online_access=online_access())
-        _ensure_pumps()
+        ensure_pumps()
         if refusal:
             self.report({"WARNING"}, refusal)
             return {"CANCELLED"}
@@ -99,7 +99,7 @@ class SLACKAI_OT_test_all(bpy.types.Operator):
         if settings is None:
             return {"CANCELLED"}
         refused = [s for s in SERVICES if state.start_service_check(s, settings, online_access=online_access())]
-        _ensure_pumps()
+        ensure_pumps()
         self.report({"INFO"}, f"Testing {len(SERVICES) - len(refused)} service(s)"
                     + (f"; {len(refused)} refused (online access off)" if refused else ""))
         return {"FINISHED"}
@@ -128,7 +128,7 @@ class SLACKAI_OT_render_prompt(bpy.types.Operator):
             log.exception("local render submit failed")
             self.report({"ERROR"}, f"Could not queue the render: {type(exc).__name__}: {exc}")
             return {"CANCELLED"}
-        _ensure_pumps()
+        ensure_pumps()
         self.report({"INFO"}, f"Queued job {job.id}")
         return {"FINISHED"}
 
@@ -193,14 +193,16 @@ def _open_with_system(path: Path) -> None:
         subprocess.Popen([opener, str(path)])  # noqa: S603 - fixed opener, local path
 
 
-def _ensure_pumps() -> None:
-    """The timer pumps exist once anything was started from the UI."""
+def ensure_pumps(first_interval: float = 0.0) -> None:
+    """The one place the timer pumps are registered: at add-on start, and again whenever
+    something is started from the UI (a later register or a reload may have removed them).
+    Adding a pump or starting the timer twice is a no-op."""
     from ..blender import timer_driver
     from . import ui_pump
 
     timer_driver.add_pump("ui", ui_pump)
     timer_driver.add_pump("dispatcher", state.dispatcher_pump)
-    timer_driver.start()
+    timer_driver.start(first_interval=first_interval)
 
 
 classes = (

@@ -83,6 +83,9 @@ GROUPS: dict[str, tuple[str, tuple[str, ...], tuple[PrefField, ...]]] = {
     )),
     "logging": ("Logging", (), (
         PrefField("log_level", "Log Level", "DEBUG, INFO, WARNING or ERROR"),
+        PrefField("log_format", "Log Format", "json or text; empty: JSON for services, text for commands"),
+        PrefField("http", "Health and Metrics", "HOST:PORT for /health and /metrics on serve and farm nodes; "
+                  "empty: off"),
     )),
 }
 ALL_FIELDS = [f for _title, _services, fields in GROUPS.values() for f in fields]

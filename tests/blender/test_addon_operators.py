@@ -50,6 +50,11 @@ class FlakyRenderer:
             raise RuntimeError("renderer blew up on purpose")
         return self.real.render(spec, out_dir, **kwargs)
 
+    def render_steps(self, spec, out_dir, **kwargs):  # type: ignore[no-untyped-def]
+        """The whole render as one step (the pipeline drives renderers stepwise)."""
+        yield
+        return self.render(spec, out_dir, **kwargs)
+
 
 _explode = {"job_id": ""}
 

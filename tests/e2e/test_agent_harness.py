@@ -70,6 +70,11 @@ class StubRenderer:
     started: threading.Event = field(default_factory=threading.Event)
     thread_names: list[str] = field(default_factory=list)
 
+    def render_steps(self, spec, out_dir, **kwargs):  # type: ignore[no-untyped-def]
+        """The whole render as one step (the pipeline drives renderers stepwise)."""
+        yield
+        return self.render(spec, out_dir, **kwargs)
+
     def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str, progress: Any, should_stop: Any) -> RenderResult:
         from slack_ai_addon.core.pipeline import RenderProgress
 

@@ -60,6 +60,11 @@ class PngRenderer:
         return RenderResult(outputs=[JobOutput("image", str(path), "image/png", path.stat().st_size)],
                             frames=frames, timings={"render_s": time.perf_counter() - start})
 
+    def render_steps(self, spec, out_dir, **kwargs):  # type: ignore[no-untyped-def]
+        """The whole render as one step (the pipeline drives renderers stepwise)."""
+        yield
+        return self.render(spec, out_dir, **kwargs)
+
 
 class Events:
     def __init__(self) -> None:
