@@ -67,6 +67,26 @@ _ENVELOPE_ID = re.compile(r'"envelope_id"\s*:\s*"([^"]+)"')
 _NOISY_ON_CLOSE = ("slack_sdk.socket_mode.websocket_client", "websocket")
 
 
+def parse_frame(raw: Any) -> tuple[str, dict[str, Any]]:
+    """(envelope id, parsed frame) of a Socket Mode text frame; ("", ...) when there is
+    nothing to ack (hello, disconnect). Never raises: a frame that does not parse (not
+    JSON, nested past the decoder's recursion limit, not an object) still yields the
+    envelope id the regex finds, so it is acked and Slack does not redeliver it forever."""
+    if not isinstance(raw, str) or '"envelope_id"' not in raw:
+        return "", {}
+    message: Any = None
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):
+        pass
+    if isinstance(message, dict):
+        envelope_id = message.get("envelope_id")
+        if isinstance(envelope_id, str) and envelope_id:
+            return envelope_id, message
+    match = _ENVELOPE_ID.search(raw)
+    return (match.group(1) if match else ""), {}
+
+
 class _DropWhileClosing(logging.Filter):
     """Hides "connection lost" errors caused by stop() itself (it shuts the socket down)."""
 
@@ -379,23 +399,17 @@ class AgentService:
     def _on_raw(self, ws: Any, raw: str) -> None:
         """Every inbound text frame, on the websocket runner thread, before slack_sdk queues
         it for its worker pool. The ack goes out from here: in a burst the pool is busy
-        routing earlier envelopes, and an ack waiting behind them would miss Slack's 3 s."""
-        self._last_frame_at = time.time()
-        if '"envelope_id"' not in raw:
-            return  # hello, disconnect: nothing to ack
-        message: Any = None
+        routing earlier envelopes, and an ack waiting behind them would miss Slack's 3 s.
+        Never raises: an exception here would land in websocket-client's error handler."""
         try:
-            message = json.loads(raw)
-        except ValueError:
-            pass
-        if isinstance(message, dict):
-            envelope_id = message.get("envelope_id")
-        else:  # unparseable: still ack it, or Slack redelivers it forever
-            match = _ENVELOPE_ID.search(raw)
-            envelope_id = match.group(1) if match else None
-            message = {}
-        if not isinstance(envelope_id, str) or not envelope_id:
-            return
+            self._last_frame_at = time.time()
+            envelope_id, message = parse_frame(raw)
+            if envelope_id:
+                self._ack(envelope_id, message)
+        except Exception:
+            log.exception("handling an inbound frame failed")
+
+    def _ack(self, envelope_id: str, message: dict[str, Any]) -> None:
         ack = None
         router = self.router
         if router is not None and message.get("accepts_response_payload") is True:

@@ -27,7 +27,7 @@ from .accounting import CallRecorder
 from .client import Completion, ProviderClient
 from .errors import ErrorKind, InvalidOutput, ProviderError
 from .profiles import adapt_request, fix_for_bad_request
-from .structured import check_completion, repair_messages
+from .structured import check_completion, max_answer_chars, repair_messages
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,15 @@ class ProviderChain:
         error_class = ""
         try:
             check_completion(completion, provider=client.name)
-            return task.parse(completion)
+            limit = max_answer_chars(task.max_tokens)
+            if len(completion.content) > limit:
+                raise InvalidOutput(f"the answer was {len(completion.content)} characters, more than "
+                                    f"max_tokens={task.max_tokens} allows", provider=client.name,
+                                    raw=completion.content[:500])
+            try:
+                return task.parse(completion)
+            except RecursionError:  # a hostile answer must fall back, never crash the chain
+                raise InvalidOutput("the answer was nested too deeply", provider=client.name) from None
         except ProviderError as err:
             err.provider = client.name
             error_class = err.kind.value
