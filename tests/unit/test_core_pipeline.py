@@ -190,7 +190,15 @@ def test_dispatcher_cancel_stops_between_frames(tmp_path: Path) -> None:
         job_id = job.id
 
         def cancel_soon() -> None:
-            time.sleep(0.1)
+            # Once it renders (a busy machine may take a while to claim it): a running job
+            # is stopped between frames; a queued one would be cancelled in the table alone.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                row = pipe.deps.store.get(job_id)
+                if row is not None and row.status is JobStatus.RUNNING:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.05)
             pipe.deps.store.request_cancel(job_id)
 
         threading.Thread(target=cancel_soon, daemon=True).start()
