@@ -91,8 +91,19 @@ def run_one_job(rt: Any, job: Job) -> Job:
             signal.signal(signal.SIGINT, previous)
 
 
-def run_render(args: argparse.Namespace) -> int:
+def _run_and_close(rt: Any, job: Job) -> Job:
+    """One job, then the runtime closed; bad input becomes the CLI's exit 2."""
     from ..core.pipeline import UserError
+
+    try:
+        return run_one_job(rt, job)
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        rt.close()
+
+
+def run_render(args: argparse.Namespace) -> int:
 
     if not args.prompt.strip():
         raise UsageError('empty prompt: say what to render, e.g. render "a red cube on a checkered floor"')
@@ -101,16 +112,8 @@ def run_render(args: argparse.Namespace) -> int:
 
     log_blender_output(rt.output_dir)
     rt.add_listener(ProgressPrinter())
-    try:
-        job = Job(kind=JobKind.RENDER, request_text=args.prompt,
-                  requester=Requester(source="cli"),
-                  options={"engine": args.engine} if args.engine else {})
-        try:
-            job = run_one_job(rt, job)
-        except UserError as exc:
-            raise UsageError(str(exc)) from None
-    finally:
-        rt.close()
+    job = _run_and_close(rt, Job(kind=JobKind.RENDER, request_text=args.prompt, requester=Requester(source="cli"),
+                                 options={"engine": args.engine} if args.engine else {}))
     if args.json:
         print(json.dumps(job_json(job), indent=None, default=str))
     else:
@@ -119,19 +122,11 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from ..core.pipeline import UserError
 
     if not args.text.strip():
         raise UsageError("empty text: give me something to analyze")
     rt = _runtime(args, with_renderer=False)
-    try:
-        job = Job(kind=JobKind.ANALYZE, request_text=args.text, requester=Requester(source="cli"))
-        try:
-            job = run_one_job(rt, job)
-        except UserError as exc:
-            raise UsageError(str(exc)) from None
-    finally:
-        rt.close()
+    job = _run_and_close(rt, Job(kind=JobKind.ANALYZE, request_text=args.text, requester=Requester(source="cli")))
     if args.json:
         out = dict(job.result)
         out["job_id"] = job.id

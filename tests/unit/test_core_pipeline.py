@@ -497,24 +497,31 @@ def test_a_node_holds_one_render_at_a_time(tmp_path: Path) -> None:
     assert len(seen_while_rendering) >= 4 and set(seen_while_rendering) == {JobStatus.QUEUED}
 
 
-def test_a_final_write_buffered_during_an_outage_is_announced_once_it_is_confirmed(tmp_path: Path) -> None:
+def _database_goes_down_at_finish(pipe: JobPipeline) -> None:
+    """The database becomes unreachable just as the job's result is being written."""
     import sqlite3
 
-    pipe, events = _pipeline(tmp_path)
     store = pipe.deps.store
-    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
-    disp = Dispatcher(pipe, heartbeat_s=0.05)
+    original_finish = pipe.finish
 
     def down() -> None:
         raise sqlite3.OperationalError("unable to open database file (injected)")
-
-    original_finish = pipe.finish
 
     def finish_during_outage(j: Job, result: RenderResult | None = None) -> object:
         store.fault_hook = down  # type: ignore[attr-defined]
         return original_finish(j, result)
 
     pipe.finish = finish_during_outage  # type: ignore[method-assign]
+
+
+def test_a_final_write_buffered_during_an_outage_is_announced_once_it_is_confirmed(tmp_path: Path) -> None:
+
+    pipe, events = _pipeline(tmp_path)
+    store = pipe.deps.store
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
+    disp = Dispatcher(pipe, heartbeat_s=0.05)
+
+    _database_goes_down_at_finish(pipe)
     try:
         _drive(disp, lambda: store.outbox.pending())  # type: ignore[attr-defined]
         time.sleep(0.2)
@@ -533,23 +540,13 @@ def test_a_final_write_buffered_during_an_outage_is_announced_once_it_is_confirm
 
 
 def test_a_buffered_final_write_that_lost_its_lease_is_never_announced(tmp_path: Path) -> None:
-    import sqlite3
 
     pipe, events = _pipeline(tmp_path)
     store = pipe.deps.store
     job = pipe.submit(Job(kind=JobKind.RENDER, request_text="cube"))
     disp = Dispatcher(pipe, heartbeat_s=0.05)
 
-    def down() -> None:
-        raise sqlite3.OperationalError("unable to open database file (injected)")
-
-    original_finish = pipe.finish
-
-    def finish_during_outage(j: Job, result: RenderResult | None = None) -> object:
-        store.fault_hook = down  # type: ignore[attr-defined]
-        return original_finish(j, result)
-
-    pipe.finish = finish_during_outage  # type: ignore[method-assign]
+    _database_goes_down_at_finish(pipe)
     from slack_ai_addon.storage.db import open_sql_store
 
     url = store.backend.redacted_url  # type: ignore[attr-defined]
