@@ -30,6 +30,7 @@ from ..core.jobs import Job, JobKind, JobStatus, JobStore, Requester
 from ..core.pipeline import UserError
 from ..core.scene_spec import MAX_RESOLUTION, MAX_SAMPLES, SpecError, parse_scene_spec
 from ..providers.offline.intent import keyword_intent as keyword_intent  # the offline strategy, for service.py
+from ..providers.offline.interpreter import OfflineInterpreter
 from ..textutil import clean_control, defuse_markup
 from . import blocks as bk
 from .dedupe import DedupeStore
@@ -47,6 +48,12 @@ _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
 # Anything Slack would read as markup once its brackets are live again.
 _CONTROL = re.compile(r"<([!@#][^<>]*|[A-Za-z][A-Za-z0-9+.-]*:[^<>]*)>")
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+# Classifier providers that are not an LLM: for them the offline interpreter decides whether
+# a thread reply asks for a change.
+OFFLINE_CLASSIFIERS = frozenset({"offline", "keywords", ""})
+THREAD_HINT = ("💬 I re-render only when a reply asks for a change, e.g. _make it blue_, _add a sphere_ or _4k_; "
+               "`/blender help` lists the rest.")
+HQ_OF = "high_quality_of"  # job option: the job a high-quality re-render was made from
 # A second click on the same result button within this window (a double click, an impatient
 # click while the first is being queued) is answered with a pointer, not a second job.
 REPEAT_CLICK_S = 60.0
@@ -386,7 +393,7 @@ class AgentRouter:
                              thread_ts=requester.thread_ts)
         if len(text) > 40_000:
             text = text[:40_000]
-        intent, _provider = self.classify(text) if text else ("help", "")
+        intent, provider = self.classify(text) if text else ("help", "")
         if intent == "help" or not text:
             self._tell(target, bk.HELP_TEXT)
         elif intent == "status":
@@ -397,7 +404,7 @@ class AgentRouter:
             target.job_id, target.placeholder = job.id, False
             self.submit_job(job, target)
         elif parent_id:
-            self.follow_up(parent_id, text, requester)
+            self._thread_reply(parent_id, text, requester, intent, provider)
         elif intent in ("render", "edit"):
             job = Job(kind=JobKind.RENDER, request_text=_strip_verb(text, ("render",)), requester=requester)
             target.job_id = job.id
@@ -406,6 +413,33 @@ class AgentRouter:
             self._tell(target, "👋 I render 3D scenes. Try _render a red cube on a checkered floor_ or "
                                "`/blender help`.")
 
+    def _thread_reply(self, parent_id: str, text: str, requester: Requester, intent: str, provider: str) -> None:
+        """A reply in a render's thread is an edit only when it asks for a change: the
+        classifier says edit (or render), or, when the classifier is the offline one, the
+        offline interpreter finds something to change ("blue", "4k"). Thanks, questions and
+        chatter start no job; a question gets one short line, the rest nothing."""
+        if intent in ("edit", "render") or (provider in OFFLINE_CLASSIFIERS
+                                              and self._offline_change(parent_id, text)):
+            self.follow_up(parent_id, text, requester)
+            return
+        self._audit(actor=requester.user_id, action="thread:chatter", target=parent_id, detail=text[:200])
+        if "?" in text:
+            target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,
+                                 thread_ts=requester.thread_ts)
+            self._tell(target, THREAD_HINT)
+
+    def _offline_change(self, parent_id: str, text: str) -> bool:
+        """True when the offline interpreter, given the thread's scene, changes something."""
+        parent = self.store.get(parent_id)
+        if parent is None or parent.spec is None:
+            return False
+        try:
+            previous, _ = parse_scene_spec(parent.spec)
+            edited = OfflineInterpreter().interpret(text, previous=previous).spec
+        except Exception:  # SpecError "could not tell what to change", or anything unexpected
+            return False
+        return bool(edited.to_json_dict() != previous.to_json_dict())
+
     def follow_up(self, parent_id: str, instruction: str, requester: Requester) -> None:
         target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,
                              thread_ts=requester.thread_ts)
@@ -413,8 +447,9 @@ class AgentRouter:
         if parent is None or parent.spec is None:
             self._tell(target, "I can't find the scene of this thread any more; start a new `/render`.")
             return
+        options = {k: v for k, v in parent.options.items() if k != HQ_OF}  # an edit is a job of its own
         job = Job(kind=JobKind.RENDER, request_text=instruction, spec=parent.spec, parent_job_id=parent.id,
-                  options=dict(parent.options), requester=requester)
+                  options=options, requester=requester)
         target.job_id = job.id
         self.submit_job(job, target)
 
@@ -446,6 +481,18 @@ class AgentRouter:
             requester = Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user,
                                   thread_ts=thread_ts, response_url=response_url, source="slack")
             self._in_io(lambda: self._derived_job(action_id, job_id, requester))
+
+    def _hq_base(self, job: Job) -> Job:
+        """The job a "Re-render in high quality" chain started from (bounded walk)."""
+        for _ in range(20):
+            base_id = str(job.options.get(HQ_OF) or "")
+            if not base_id or job.request_text:
+                return job
+            base = self.store.get(base_id) if _JOB_ID.match(base_id) else None
+            if base is None or base.spec is None:
+                return job
+            job = base
+        return job
 
     def _first_click(self, action_id: str, job_id: str) -> bool:
         """True for the first click of a result button within REPEAT_CLICK_S (and remembers it).
@@ -491,8 +538,11 @@ class AgentRouter:
             options = dict(parent.options, save_blend=True)
             spec = parent.spec
         else:
-            options = dict(parent.options, quality="high")
-            spec = high_quality(parent.spec)
+            # Idempotent: one step up from the scene the user asked for, never from an
+            # earlier re-render (clicking it on a high-quality result gives the same spec).
+            base = self._hq_base(parent)
+            options = dict(base.options, quality="high", **{HQ_OF: base.id})
+            spec = high_quality(base.spec or parent.spec)
         job = Job(kind=JobKind.RENDER, request_text="", spec=spec, parent_job_id=parent.id, options=options,
                   requester=requester)
         target.job_id = job.id
