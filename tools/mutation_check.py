@@ -101,8 +101,8 @@ MUTATIONS: list[Mutation] = [
     M("dispatcher", DISP, "if row is not None and row.status is job.status and row.attempts == job.attempts \\\n"
       "                    and row.lease_owner == job.lease_owner:", "if row is not None:",
       "parked job announced without checking the row"),
-    M("dispatcher", DISP, "rendering = any(h.kind is JobKind.RENDER for h in self._held.values())",
-      "rendering = False", "claims more than one render at a time"),
+    M("dispatcher", DISP, "restricted = self.can_render and rendering\n",
+      "rendering = restricted = False\n", "claims more than one render at a time"),
     M("dispatcher", DISP, "if held.cancel:\n            job.status = JobStatus.RUNNING",
       "if False:\n            job.status = JobStatus.RUNNING", "_may_render ignores a cancel"),
     M("dispatcher", DISP, "            h.lost = True\n            return", "            return",
