@@ -3,10 +3,19 @@ shows the workspace and lets a person type slash commands, mention the bot, repl
 threads and click buttons. What the page sends goes through the same paths as the tests'
 controls (`send_slash_command`, `post_user_message`, `click_button`), so the agent sees
 exactly what Slack would send it.
+
+The command endpoint runs jobs with whatever LLM keys the environment holds, so it accepts
+only the page's own requests: a JSON content type (a cross-site form or `text/plain` fetch
+cannot send one without a CORS preflight, which this server never grants), the per-start
+token embedded in the page (`X-Sandbox-Token`), a same-origin `Origin` / `Sec-Fetch-Site`
+when the browser sends them, and a loopback peer. The server itself binds to loopback.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +27,24 @@ if TYPE_CHECKING:
     from .slack_server import FakeSlackServer
 
 STATIC_DIR = Path(__file__).with_name("static")
+TOKEN_HEADER = "X-Sandbox-Token"  # noqa: S105 - a header name, not a secret
+TOKEN_PLACEHOLDER = "{{SANDBOX_TOKEN}}"  # noqa: S105 - where the page gets its token
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class SandboxPage:
     def __init__(self, server: FakeSlackServer) -> None:
         self.server = server
+        self.token = secrets.token_urlsafe(32)  # new for every server: a page from an old start is refused
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/health", self._handle_health)
@@ -35,7 +57,28 @@ class SandboxPage:
         return web.json_response({"ok": True, "connections": self.server.connection_count})
 
     async def _handle_index(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
+        page = (STATIC_DIR / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, self.token)
+        # No framing by other sites, no caching of the token.
+        return web.Response(text=page, content_type="text/html",
+                            headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                     "Content-Security-Policy": "frame-ancestors 'none'"})
+
+    def refusal(self, request: web.Request) -> str:
+        """Why a command request is not the page's own ("" when it is)."""
+        if not is_loopback(request.remote or ""):
+            return "not_loopback"
+        if request.content_type != "application/json":
+            return "json_only"
+        own = {f"http://{self.server.host}:{self.server.port}", f"http://localhost:{self.server.port}",
+               f"http://127.0.0.1:{self.server.port}"}
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in own:
+            return "cross_origin"
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return "cross_origin"
+        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, "").encode(), self.token.encode()):
+            return "bad_token"
+        return ""
 
     async def _handle_sandbox_file(self, request: web.Request) -> web.StreamResponse:
         return file_response(self.server.workspace.uploaded_file(request.match_info["file_id"]))
@@ -45,9 +88,14 @@ class SandboxPage:
 
     async def _handle_sandbox_command(self, request: web.Request) -> web.StreamResponse:
         server = self.server
+        refused = self.refusal(request)
+        if refused:
+            return web.json_response({"ok": False, "error": refused}, status=415 if refused == "json_only" else 403)
         try:
             body = await request.json()
         except ValueError:
+            return web.json_response({"ok": False, "error": "invalid_json"}, status=400)
+        if not isinstance(body, dict):
             return web.json_response({"ok": False, "error": "invalid_json"}, status=400)
         channel_id = str(body.get("channel_id") or "C0GENERAL")
         user_id = str(body.get("user_id") or "U0SANDUSER")

@@ -41,7 +41,7 @@ from typing import Any
 from aiohttp import web
 
 from .block_kit import block_kit_errors
-from .page import SandboxPage
+from .page import SandboxPage, is_loopback
 from .socket_mode import Ack, Delivery, SocketModeTransport
 from .web_api import ApiCall, WebApi
 from .workspace import Options, UploadedFile, Workspace
@@ -101,6 +101,8 @@ class FakeSlackServer:
                  ticket_ttl_s: float = 60.0, disconnect_grace_s: float = 10.0,
                  team_id: str = "T0SANDBOX", team_domain: str = "sandbox",
                  enforce_rate_limits: bool = True, rate_window_scale: float = 1.0) -> None:
+        if not is_loopback(host):  # the page runs jobs with the environment's LLM keys: never on a network
+            raise ValueError(f"the sandbox listens on loopback only, not {host!r}")
         self.host = host
         self._requested_port = port
         self.port = 0

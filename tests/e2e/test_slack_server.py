@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -473,14 +474,19 @@ def test_web_page_state_and_command_box(srv: FakeSlackServer, socket_client: Any
     with urllib.request.urlopen(srv.base_url, timeout=5) as resp:  # noqa: S310 - loopback
         page = resp.read().decode()
     assert "/sandbox/state" in page and "/sandbox/command" in page
+    # What the page's own script sends: JSON, its origin, and the token the server put in the page.
+    token = re.search(r'<meta name="sandbox-token" content="([^"]+)">', page)
+    assert token is not None
+    headers = {"Content-Type": "application/json", "Origin": srv.base_url.rstrip("/"),
+               "Sec-Fetch-Site": "same-origin", "X-Sandbox-Token": token.group(1)}
 
     status, body = _post(srv.base_url + "sandbox/command", json.dumps({"text": "/render a red cube"}).encode(),
-                         {"Content-Type": "application/json"})
+                         headers)
     envelope_id = json.loads(body)["envelope_id"]
     assert status == 200 and srv.wait_for_ack(envelope_id)
     status, body = _post(srv.base_url + "sandbox/command",
                          json.dumps({"text": "@blender render a sphere", "channel_id": "C0RENDERS"}).encode(),
-                         {"Content-Type": "application/json"})
+                         headers)
     assert status == 200
     srv.wait_for(lambda: len(rec.requests) >= 3, timeout=5)
     command = rec.requests[0].payload
