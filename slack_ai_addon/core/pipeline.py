@@ -349,7 +349,12 @@ class JobPipeline:
                                                  "warnings": job.warnings}, indent=2), encoding="utf-8")
                 job.outputs.append(JobOutput("spec", str(spec_path), "application/json",
                                              spec_path.stat().st_size))
-            if result is not None and result.stopped:
+            if result is not None and not result.stopped and job.kind is JobKind.RENDER \
+                    and not any(o.role in ("image", "video") for o in result.outputs):
+                # A render that "finished" without a picture is a broken node or build, not a
+                # result: fail it rather than post an empty success.
+                job.status, job.error = JobStatus.FAILED, "the render finished without producing an image"
+            elif result is not None and result.stopped:
                 partial = any(o.role in ("image", "video") for o in result.outputs)
                 if result.stopped == "cancelled":
                     job.status, job.error = JobStatus.CANCELLED, "cancelled"

@@ -573,3 +573,14 @@ def test_a_buffered_final_write_that_lost_its_lease_is_never_announced(tmp_path:
     assert "done" not in events.kinds() and "failed" not in events.kinds()
     row = store.get(job.id)
     assert row is not None and row.status is JobStatus.FAILED and row.lease_owner == "node-2"
+
+
+def test_a_render_that_produces_no_image_fails(tmp_path: Path) -> None:
+    class Empty(PngRenderer):
+        def render(self, *a, **k):  # type: ignore[no-untyped-def]
+            return RenderResult(outputs=[], frames=1)
+
+    pipe, events = _pipeline(tmp_path, renderer=Empty())
+    job = run_one_job(pipe, Job(kind=JobKind.RENDER, request_text="cube"))
+    assert job.status is JobStatus.FAILED and "without producing an image" in job.error
+    assert events.kinds()[-1] == "failed"
