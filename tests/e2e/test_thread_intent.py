@@ -111,3 +111,33 @@ def test_re_render_in_high_quality_is_idempotent(h: Harness) -> None:
     assert edit.parent_job_id == second.id
     assert finished(h, edit.id).status is JobStatus.DONE
     assert "high_quality_of" not in edit.options
+
+
+def test_with_an_llm_the_intent_classifier_decides(h: Harness) -> None:
+    """With an LLM configured its intent decides: "blue" it calls chatter starts nothing (the
+    offline interpreter is not asked to overrule it); "make it blue" it calls an edit re-renders."""
+    from slack_ai_addon.providers import ProviderChain, ProviderClient
+    from slack_ai_addon.providers.intent import IntentClassifier
+    from slack_ai_addon.providers.profiles import OPENAI
+    from tests.fakes.fake_openai import FakeOpenAI
+
+    asked: list[str] = []
+
+    def classify(body: dict[str, object]) -> dict[str, str]:
+        text = str(body["messages"][-1]["content"])  # type: ignore[index]
+        asked.append(text)
+        return {"kind": "edit" if text.startswith("make") else "chitchat"}
+
+    with FakeOpenAI("openai", api_key="sk-intent-test-0001", responder=classify) as fake:
+        chain = ProviderChain([ProviderClient(OPENAI, base_url=fake.base_url, api_key="sk-intent-test-0001",
+                                              model="gpt-4o-mini")])
+        h.agent._classifier = IntentClassifier(chain)
+        parent, ts = rendered(h, "a red cube")
+        h.srv.post_user_message(C, "U1", "blue", thread_ts=ts)
+        h.wait(lambda: "blue" in asked, what="the LLM asked about 'blue'")
+        time.sleep(1.0)
+        assert children(h, parent.id) == []
+        h.srv.post_user_message(C, "U1", "make it blue", thread_ts=ts)
+        (job,) = h.wait(lambda: children(h, parent.id), what="the edit job")
+        assert finished(h, job.id).status is JobStatus.DONE
+    assert asked == ["blue", "make it blue"]
