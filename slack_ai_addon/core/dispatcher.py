@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 5.0  # at most; a short lease sweeps at half the lease
 QUEUE_DEPTH_INTERVAL_S = 1.0
 UPLOAD_RETRY_INTERVAL_S = 30.0  # uploads queued while object storage was down
+MAX_NODE_FAULTS_IN_A_ROW = 3  # renders failed in a row through the node's own fault; then it stops taking renders
 STOPPING = "node stopping"
 LEASE_LOST = "lease lost"
 
@@ -95,6 +96,8 @@ class Dispatcher:
         self.outcomes: dict[str, str] = {}  # job id -> how it ended here: done/failed/cancelled/lost/released/taken
         self._stopping_since: float | None = None
         self.node_info = node_info
+        self._node_faults = 0  # renders in a row that failed through this node's own fault
+        self.blocked = False  # too many of those: no more renders here
         if node_info is not None and not node_info.started_at:
             node_info.started_at = time.time()
         self._stop = threading.Event()
@@ -237,7 +240,7 @@ class Dispatcher:
             log.exception("render failed", extra={"job_id": job.id})
             self._active = None
             self.current_job_id = ""
-            self.io.submit(self._fail, job, f"render failed: {exc}")
+            self.io.submit(self._fail, job, f"render failed: {exc}", True)
             return 1
 
     def _render_and_finish(self, job: Job) -> None:
@@ -246,7 +249,7 @@ class Dispatcher:
             result = self.pipeline.render(job, should_stop=lambda: self._should_stop(job))
         except BaseException as exc:
             log.exception("render failed", extra={"job_id": job.id})
-            self.io.submit(self._fail, job, f"render failed: {exc}")
+            self.io.submit(self._fail, job, f"render failed: {exc}", True)
             return
         finally:
             self.current_job_id = ""
@@ -321,8 +324,8 @@ class Dispatcher:
             # they may be taken beside a render (a quick /analyze is not stuck behind it).
             with self._lock:
                 rendering = any(h.kind is JobKind.RENDER for h in self._held.values())
-            restricted = self.can_render and rendering
-            kinds = None if self.can_render and not rendering else (JobKind.ANALYZE,)
+            restricted = self.can_render and (rendering or self.blocked)
+            kinds = None if self.can_render and not restricted else (JobKind.ANALYZE,)
             return self.store.claim_next(self.node_id, self.lease_s, kinds), not restricted
         for job_id in sorted(self.claim_only):
             self.claim_only.discard(job_id)
@@ -402,7 +405,10 @@ class Dispatcher:
             log.exception("finish failed", extra={"job_id": job.id})
             self._release(job.id, "failed")
 
-    def _fail(self, job: Job, message: str) -> None:
+    def _fail(self, job: Job, message: str, node_fault: bool = False) -> None:
+        """`node_fault`: the failure is this node's (Blender raised), not the request's."""
+        if node_fault:
+            job.result["node_fault"] = True
         try:
             self._settle(job, self.pipeline.fail(job, message))
         except BaseException:
@@ -412,6 +418,7 @@ class Dispatcher:
     def _settle(self, job: Job, written: Fenced) -> None:
         if written is Fenced.APPLIED:
             self.jobs_done += 1
+            self._count_node_faults(job)
             self._release(job.id, job.status.value)
         elif written is Fenced.LOST:
             self._drop(job, "lease lost before the result was recorded; its result is dropped")
@@ -423,6 +430,21 @@ class Dispatcher:
             with self._lock:
                 self._parked[job.id] = job
             self._release(job.id, "")
+
+    def _count_node_faults(self, job: Job) -> None:
+        """Three renders in a row that failed through this node's own fault (Blender raised, or
+        "finished" without an image): stop taking renders, say so in the log and the registry,
+        and leave the queue to healthy nodes. A success in between resets the count."""
+        if job.kind is not JobKind.RENDER:
+            return
+        if job.status is JobStatus.FAILED and job.result.get("node_fault"):
+            self._node_faults += 1
+            if self._node_faults >= MAX_NODE_FAULTS_IN_A_ROW and not self.blocked:
+                self.blocked = True
+                log.error("%d renders in a row failed on this node (last: %s); it takes no more renders until "
+                          "restarted", self._node_faults, job.error, extra={"job_id": job.id})
+        elif job.status is JobStatus.DONE:
+            self._node_faults = 0
 
     def _confirm_parked(self) -> None:
         with self._lock:
@@ -547,7 +569,8 @@ class Dispatcher:
             return
         with self._lock:
             rendering = any(h.kind is JobKind.RENDER for h in self._held.values())
-        info.state = state or ("draining" if self.stopping else "rendering" if rendering else "idle")
+        info.state = state or ("draining" if self.stopping else "rendering" if rendering
+                               else "blocked" if self.blocked else "idle")
         info.current_job = self.current_job_id
         info.jobs_done = self.jobs_done
         info.jobs_failed = sum(1 for outcome in list(self.outcomes.values()) if outcome == "failed")

@@ -217,7 +217,7 @@ class NodeInfo:
     current_job: str = ""
     jobs_done: int = 0
     jobs_failed: int = 0
-    state: str = "idle"  # idle | rendering | draining | offline
+    state: str = "idle"  # idle | rendering | draining | blocked (too many failed renders) | offline
 
     def shown_state(self, now: float | None = None) -> str:
         """The state to show: offline when the heartbeat stopped, whatever the row says."""

@@ -354,6 +354,7 @@ class JobPipeline:
                 # A render that "finished" without a picture is a broken node or build, not a
                 # result: fail it rather than post an empty success.
                 job.status, job.error = JobStatus.FAILED, "the render finished without producing an image"
+                job.result["node_fault"] = True
             elif result is not None and result.stopped:
                 partial = any(o.role in ("image", "video") for o in result.outputs)
                 if result.stopped == "cancelled":

@@ -584,3 +584,29 @@ def test_a_render_that_produces_no_image_fails(tmp_path: Path) -> None:
     job = run_one_job(pipe, Job(kind=JobKind.RENDER, request_text="cube"))
     assert job.status is JobStatus.FAILED and "without producing an image" in job.error
     assert events.kinds()[-1] == "failed"
+
+
+def test_a_node_whose_renders_keep_failing_stops_taking_renders(tmp_path: Path) -> None:
+    from slack_ai_addon.core.jobs import NodeInfo
+
+    class Broken(PngRenderer):
+        def render(self, *a, **k):  # type: ignore[no-untyped-def]
+            raise RuntimeError("GPU driver crashed")
+
+    pipe, events = _pipeline(tmp_path, renderer=Broken())
+    store = pipe.deps.store
+    jobs = [pipe.submit(Job(kind=JobKind.RENDER, request_text=f"cube {i}")) for i in range(4)]
+    analysis = pipe.submit(Job(kind=JobKind.ANALYZE, request_text="fine"))
+    disp = Dispatcher(pipe, heartbeat_s=0.05, node_info=NodeInfo(id="test-node", role="worker"))
+    try:
+        _drive(disp, lambda: all(disp.settled(j.id) for j in jobs[:3]))
+        for _ in range(30):  # more claim passes: the fourth render must stay in the queue
+            disp.drain(0.0)
+            time.sleep(0.01)
+        _drive(disp, lambda: (n := store.list_nodes()) and n[0].state == "blocked")
+    finally:
+        disp.shutdown()
+    assert disp.blocked
+    assert [store.get(j.id).status for j in jobs] == [JobStatus.FAILED] * 3 + [JobStatus.QUEUED]  # type: ignore[union-attr]
+    assert store.get(jobs[3].id).attempts == 0  # type: ignore[union-attr]  # free for a healthy node
+    assert store.get(analysis.id).status is not JobStatus.QUEUED  # type: ignore[union-attr]  # analyses still taken
