@@ -131,7 +131,7 @@ class AgentRouter:
             if envelope_type != "slash_commands":
                 return None
             command = _s(payload, "command").lower()
-            text = _s(payload, "text").strip()
+            text = clean_text(_s(payload, "text"), self.identity.user_id)  # what _slash will read
             if command == "/render":
                 if not text:
                     return {"response_type": "ephemeral",

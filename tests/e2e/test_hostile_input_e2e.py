@@ -149,3 +149,13 @@ def test_control_characters_and_lone_surrogates_never_reach_the_database(harness
         job.request_text.encode("utf-8")
         h.wait(lambda job=job: (row := h.store.get(job.id)) is not None and row.status.is_final,
                what="the job to finish")
+
+
+def test_a_command_of_control_characters_only_gets_the_usage_hint(harness: Harness) -> None:
+    h = harness
+    ack = h.srv.wait_for_ack(h.srv.send_slash_command("/render", "\x00\x1b\ud800 \x07", user_id="U1",
+                                                      channel_id="C0GENERAL"))
+    assert ack.payload is not None and ack.payload["response_type"] == "ephemeral"
+    assert "Tell me what to render" in ack.payload["text"]
+    time.sleep(0.5)
+    assert h.store.list_jobs() == []
