@@ -2,8 +2,11 @@
 
 Called by `scripts/build_extension`. Steps:
 
-1. download the wheel closure of `[project].dependencies` (pyproject.toml) per platform with
-   `pip download --only-binary=:all: --python-version 3.11` into a cache folder;
+1. download the wheel closure of `[project].dependencies` (pyproject.toml) per platform and
+   per Python ABI (cp311 for Blender 4.2-5.0, cp313 for 5.1 and later) with
+   `pip download --only-binary=:all: --python-version X.Y` into a cache folder; pure-Python
+   wheels common to both closures are shipped once, and Blender installs the compiled ones
+   that match its own Python;
 2. stage a copy of the add-on: the package (its command line, `slack_ai_addon/cli`, is what
    farm nodes run with `--command slack_ai`), the wheels, and a copy of the repository's
    blender_manifest.toml with `wheels = [...]` and `platforms` filled in. The repository's
@@ -44,7 +47,9 @@ PLATFORMS: dict[str, list[str]] = {
     "macos-x64": ["macosx_10_15_x86_64"],
     "windows-x64": ["win_amd64"],
 }
-PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0 embed CPython 3.11 (manifest: blender_version_max)
+# CPython of the Blenders the manifest covers: 3.11 in 4.2 to 5.0, 3.13 in 5.1 and later.
+PYTHON_VERSIONS = ("3.11", "3.13")
+PYTHON_VERSION = PYTHON_VERSIONS[0]  # default of --vendor (Debian 12's Blender 3.4 embeds 3.11)
 # The local Slack stand-in and its server library are development tools: never in a zip.
 DEV_ONLY_NAMES = {"sandbox", "headless_runner"}
 DEV_ONLY_DISTRIBUTIONS = {"aiohttp"}
@@ -69,10 +74,23 @@ def _pip(*args: str, capture: bool = False) -> None:
 
 
 def download_wheels(platform: str, cache: Path) -> list[Path]:
-    """The wheel closure for one Blender platform; cached by the requirement list."""
+    """The wheel closures for one Blender platform, one per Python in PYTHON_VERSIONS."""
+    wheels: list[Path] = []
+    for python_version in PYTHON_VERSIONS:
+        wheels.extend(download_wheels_for(platform, python_version, cache))
+    return wheels
+
+
+def _abi(python_version: str) -> str:
+    return "cp" + python_version.replace(".", "")
+
+
+def download_wheels_for(platform: str, python_version: str, cache: Path) -> list[Path]:
+    """The wheel closure for one Blender platform and one CPython; cached by the requirement list."""
     reqs = runtime_requirements()
-    stamp_value = hashlib.sha256(json.dumps([reqs, PLATFORMS[platform], PYTHON_VERSION]).encode()).hexdigest()
-    dest = cache / platform
+    abi = _abi(python_version)
+    stamp_value = hashlib.sha256(json.dumps([reqs, PLATFORMS[platform], python_version]).encode()).hexdigest()
+    dest = cache / platform / abi
     stamp = dest / ".stamp"
     if not (stamp.is_file() and stamp.read_text() == stamp_value):
         if dest.exists():
@@ -82,8 +100,8 @@ def download_wheels(platform: str, cache: Path) -> list[Path]:
         notes: list[str] = []
         for _attempt in range(2 * len(reqs)):
             try:
-                _pip("download", "--quiet", "--only-binary=:all:", "--python-version", PYTHON_VERSION,
-                     "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+                _pip("download", "--quiet", "--only-binary=:all:", "--python-version", python_version,
+                     "--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none",
                      *plat_args, "--dest", str(dest), *reqs, capture=True)
                 break
             except subprocess.CalledProcessError as exc:
@@ -100,14 +118,14 @@ def download_wheels(platform: str, cache: Path) -> list[Path]:
                 else:
                     reqs = [r for r in reqs if _req_name(r) != _req_name(name)]
                     notes.append(f"{name}: no wheel at all; left out")
-                log.warning("%s: %s", platform, notes[-1])
+                log.warning("%s %s: %s", platform, abi, notes[-1])
         else:
-            raise SystemExit(f"could not resolve the wheels for {platform}")
+            raise SystemExit(f"could not resolve the {abi} wheels for {platform}")
         (dest / "NOTES.txt").write_text("\n".join(notes) + "\n")
         stamp.write_text(stamp_value)
     notes_file = dest / "NOTES.txt"
     if notes_file.is_file() and notes_file.read_text().strip():
-        log.warning("%s: %s", platform, notes_file.read_text().strip().replace("\n", "; "))
+        log.warning("%s %s: %s", platform, abi, notes_file.read_text().strip().replace("\n", "; "))
     return sorted(dest.glob("*.whl"))
 
 
@@ -127,6 +145,15 @@ def stage_addon(stage: Path, wheels: list[Path], platforms: list[str]) -> Path:
     dev_wheels = [w.name for w in wheels if _req_name(w.name.split("-")[0]) in DEV_ONLY_DISTRIBUTIONS]
     if dev_wheels:
         raise SystemExit(f"development-only wheels in the runtime closure: {dev_wheels}")
+    # The cp311 and cp313 closures share their pure-Python wheels; two versions of one pure
+    # distribution would both be installed by Blender, whichever its Python.
+    pure: dict[str, set[str]] = {}
+    for wheel in wheels:
+        if wheel.name.endswith("-none-any.whl"):
+            pure.setdefault(_req_name(wheel.name.split("-")[0]), set()).add(wheel.name)
+    clashes = {name: sorted(files) for name, files in pure.items() if len(files) > 1}
+    if clashes:
+        raise SystemExit(f"the cp311 and cp313 closures disagree on pure-Python wheels: {clashes}")
     wheel_dir = stage / "wheels"
     wheel_dir.mkdir()
     names: list[str] = []

@@ -1,6 +1,7 @@
 """Every Blender-version difference the builder and renderer meet, in one place.
 
-Supported: Blender 3.4 (Debian's `blender`), 4.x and 5.0 (bpy from PyPI). Where a feature
+Supported: Blender 3.4 (Debian's `blender`), 4.2 to 5.0 (Python 3.11; bpy 5.0.1 from PyPI)
+and 5.1 to 5.3 (Python 3.13; bpy 5.2 LTS is the default, 5.3 is tested too). Where a feature
 can be detected (an enum item, a socket, an attribute) it is detected rather than keyed on
 `bpy.app.version`, so builds with features compiled out (Debian's Cycles has no
 OpenImageDenoise) and point releases that rename things keep working.

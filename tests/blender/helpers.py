@@ -13,10 +13,10 @@ from slack_ai_addon.core.scene_spec import SceneSpec
 
 
 def datablock_counts() -> dict[str, int]:
-    """len() of every ID collection in bpy.data."""
+    """len() of every ID collection in bpy.data (not 5.2's `all_ids`, which sums the others)."""
     counts = {}
     for name in dir(bpy.data):
-        if name.startswith("_") or name in ("bl_rna", "rna_type", "filepath"):
+        if name.startswith("_") or name in ("bl_rna", "rna_type", "filepath", "all_ids"):
             continue
         coll = getattr(bpy.data, name, None)
         if isinstance(coll, bpy.types.bpy_prop_collection):
@@ -70,3 +70,15 @@ def spread(pixels: list[tuple[int, int, int]]) -> float:
     """Max minus min luminance: 0 for a blank (single-colour) image."""
     lum = [luminance(p) for p in pixels]
     return max(lum) - min(lum)
+
+
+def gif_frame_count(gif: Any) -> int:
+    """Frames a GIF plays, counting merged ones: Pillow's writer folds a frame identical to the
+    one before into that frame's duration (a cube turning in 90-degree steps can render two
+    identical frames), so `n_frames` alone may be smaller than the frames rendered."""
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(int(gif.info.get("duration") or 0))
+    shortest = min(durations)
+    return round(sum(durations) / shortest) if shortest else gif.n_frames

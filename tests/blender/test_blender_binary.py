@@ -1,7 +1,9 @@
 """Smoke run of the builder and renderer under a real `blender -b` (Debian's 3.4 here).
 
-Blender's own Python reads our code and the venv's pure/cp311 wheels (pydantic, Pillow)
-through PYTHONPATH with `--python-use-system-env`.
+Blender's own Python reads our code and the add-on's dependencies through PYTHONPATH with
+`--python-use-system-env`: the venv's site-packages when the binary embeds the venv's Python,
+else the dependencies installed for the binary's Python (`_build_extension.py --vendor`, the
+way scripts/farm_node sets up such nodes).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import json
 import shutil
 import site
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests.package_index import fail_unless_offline
 
 from .helpers import count_pixels, load_rgb
 
@@ -48,14 +53,34 @@ print("RESULT " + json.dumps({"version": bpy.app.version_string, "results": resu
 '''
 
 
+def _dependencies_for(blender: str, env: dict[str, str]) -> str:
+    """A folder with the add-on's dependencies built for the Python that `blender` embeds."""
+    # A clean environment: the imported bpy module sets OCIO to its own (newer) config.
+    proc = subprocess.run([blender, "-b", "--factory-startup", "--python-expr",
+                           'import sys; print("SLACKAI_PY=%d.%d" % sys.version_info[:2])'],
+                          capture_output=True, text=True, timeout=120, env=env)
+    pyver = next((ln.split("=", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("SLACKAI_PY=")), "")
+    assert pyver, proc.stdout[-1000:] + proc.stderr[-1000:]
+    if pyver == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return site.getsitepackages()[0]
+    vendor = ROOT / "build" / f"vendor-py{pyver.replace('.', '')}"
+    if not (vendor / ".stamp").is_file():
+        built = subprocess.run([sys.executable, str(ROOT / "scripts" / "_build_extension.py"), "--vendor",
+                                str(vendor), "--python-version", pyver], capture_output=True, text=True,
+                               timeout=900)
+        if built.returncode != 0:
+            fail_unless_offline(f"installing the dependencies for Python {pyver}", built)
+    return str(vendor)
+
+
 def test_renders_under_blender_binary(tmp_path: Path) -> None:
     blender = shutil.which("blender")
     if blender is None:
         pytest.skip("no `blender` executable on PATH (Debian: apt-get install blender)")
     script = tmp_path / "smoke.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "PYTHONPATH": f"{ROOT}:{site.getsitepackages()[0]}"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env["PYTHONPATH"] = f"{ROOT}:{_dependencies_for(blender, env)}"
     proc = subprocess.run([blender, "-b", "--factory-startup", "--python-use-system-env", "--python",
                            str(script), "--", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=180, env=env)

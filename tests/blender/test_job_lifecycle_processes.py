@@ -73,7 +73,7 @@ def test_a_still_longer_than_the_lease_finishes_under_load(tmp_path: Path, both_
     env = _env(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "headless_runner", "--log-level", "INFO", "render",
-         "a red cube on a checkered floor, 640x480, 16 samples", "--json"],
+         "a red cube on a checkered floor, 640x480, 24 samples", "--json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     log = proc.stderr + (tmp_path / "out" / "blender.log").read_text(errors="replace") \
         if (tmp_path / "out" / "blender.log").exists() else proc.stderr

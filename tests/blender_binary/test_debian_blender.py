@@ -26,11 +26,17 @@ if BLENDER is None:
     pytest.skip("no `blender` binary on PATH (Debian: apt-get install blender)", allow_module_level=True)
 
 
+def _blender_env() -> dict[str, str]:
+    """This process's environment minus what an imported `bpy` module put there: it sets OCIO
+    to its own colour configuration, which an older Blender binary cannot read."""
+    return {k: v for k, v in os.environ.items() if k != "OCIO"}
+
+
 def blender_python() -> str:
     """X.Y of the Python the binary embeds (3.11 on Debian 12's 3.4, 3.13 on Debian 13's 4.x)."""
     proc = subprocess.run([str(BLENDER), "-b", "--factory-startup", "--python-expr",
                            'import sys; print("SLACKAI_PY=%d.%d" % sys.version_info[:2])'],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=_blender_env())
     for line in proc.stdout.splitlines():
         if line.startswith("SLACKAI_PY="):
             return line.split("=", 1)[1]
@@ -53,7 +59,7 @@ def vendor_dir() -> Path:
 
 @pytest.fixture
 def node_env(tmp_path: Path, vendor_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLENDER_", "SLACK_"))}
+    env = {k: v for k, v in _blender_env().items() if not k.startswith(("BLENDER_", "SLACK_"))}
     env.update({
         "BLENDER": str(BLENDER),
         "SLACK_AI_VENDOR_DIR": str(vendor_dir),
