@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_agent_harness import Harness, close_harness, make_harness
+from test_agent_harness import Harness
+from test_agent_harness import harness as harness  # noqa: F401  (the fixture)
 
 from slack_ai_addon.providers import CooldownBook, LLMSpecInterpreter, ProviderChain, ProviderClient, RetryPolicy
 from slack_ai_addon.providers.profiles import LMSTUDIO, OPENAI
@@ -68,16 +68,6 @@ class RecordingClient:
         self.acked.append(response.envelope_id)
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = make_harness(tmp_path)
-    h.agent.start()
-    assert h.agent.wait_until_connected(10), h.agent.status()
-    h.start_drain()
-    try:
-        yield h
-    finally:
-        close_harness(h)
 
 
 def test_deep_frames_are_acked_and_the_socket_thread_lives_on(harness: Harness) -> None:

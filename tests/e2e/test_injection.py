@@ -10,12 +10,11 @@ the requester's, built by its own code."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_agent_harness import Harness, close_harness, make_harness
+from test_agent_harness import Harness
+from test_agent_harness import harness as harness  # noqa: F401  (the fixture)
 
 from slack_ai_addon.agent.router import clean_text
 from slack_ai_addon.core.jobs import Job, JobStatus
@@ -55,16 +54,12 @@ class FailingInterpreter:
         raise RuntimeError(f"provider {HOSTILE} said: {text}")
 
 
+
+
 @pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    harness.agent.start()
-    assert harness.agent.wait_until_connected(10), harness.agent.status()
-    harness.start_drain()
-    try:
-        yield harness
-    finally:
-        close_harness(harness)
+def h(harness: Harness) -> Harness:
+    """The shared harness fixture, under the short name these tests use."""
+    return harness
 
 
 def everything_posted(h: Harness) -> list[str]:

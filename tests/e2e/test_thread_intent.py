@@ -6,11 +6,10 @@ quality" is one step up from the job's own scene, however often it is clicked.""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from test_agent_harness import Harness, close_harness, make_harness, png_ok
+from test_agent_harness import Harness, png_ok
+from test_agent_harness import harness as harness  # noqa: F401  (the fixture)
 
 from slack_ai_addon.agent import blocks as bk
 from slack_ai_addon.agent.router import THREAD_HINT, high_quality
@@ -19,16 +18,12 @@ from slack_ai_addon.core.jobs import Job, JobStatus
 C = "C0GENERAL"
 
 
+
+
 @pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    harness.agent.start()
-    assert harness.agent.wait_until_connected(10), harness.agent.status()
-    harness.start_drain()
-    try:
-        yield harness
-    finally:
-        close_harness(harness)
+def h(harness: Harness) -> Harness:
+    """The shared harness fixture, under the short name these tests use."""
+    return harness
 
 
 def finished(h: Harness, job_id: str, timeout: float = 15.0) -> Job:
