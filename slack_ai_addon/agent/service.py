@@ -27,7 +27,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,8 @@ from .watchdog import ConnectionWatchdog
 
 log = logging.getLogger(__name__)
 
-class AgentState(str, Enum):
-    """The connection's state. `str` so that callers may compare with plain strings."""
-
-    def __str__(self) -> str:  # "connected", not "AgentState.CONNECTED", in messages and logs
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+class AgentState(StrEnum):
+    """The connection's state. A StrEnum: it compares equal to, and prints as, its plain string."""
 
     OFFLINE = "offline"
     CONNECTING = "connecting"

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -129,14 +129,8 @@ class StorageUnavailable(RuntimeError):
     pass
 
 
-class EventKind(str, Enum):
-    """What happened to a job. `str` so that listeners may compare with plain strings."""
-
-    def __str__(self) -> str:  # "connected", not "AgentState.CONNECTED", in messages and logs
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
+class EventKind(StrEnum):
+    """What happened to a job. A StrEnum: it compares equal to, and prints as, its plain string."""
 
     QUEUED = "queued"
     STARTED = "started"

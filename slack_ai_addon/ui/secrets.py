@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
+
+from ..files import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,7 @@ class SecretStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Create the temp file 0600 from the start (mkstemp does), then rename over the
         # old file, so no moment exists where the secrets are world-readable or half written.
-        fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=str(self.path.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        replace_atomically(self.path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
 
 
 def default_secrets_path() -> Path:

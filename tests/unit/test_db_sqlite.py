@@ -265,7 +265,6 @@ def test_disk_full_while_buffering_is_reported_and_loses_nothing_already_written
     import errno
     import os as os_module
 
-    from slack_ai_addon.storage.db import outbox as outbox_module
 
     store = _open(tmp_path)
     job = store.claim(store.add(Job(kind=JobKind.RENDER, request_text="cube")).id, "n1", 60)
@@ -279,14 +278,14 @@ def test_disk_full_while_buffering_is_reported_and_loses_nothing_already_written
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(outbox_module.os, "fsync", full)
+    monkeypatch.setattr(os_module, "fsync", full)  # every atomic write fsyncs: the disk is full
     store.record_message(correlation_id="c", direction="in", text="does not fit")  # no exception
     assert store.transition(job.lease, "final", job, JobStatus.DONE) is Fenced.FAILED  # told, not raised
     assert "No space left on device" in store.outbox.last_error
     assert "could not buffer" in caplog.text
     assert (tmp_path / "outbox.jsonl").read_bytes() == before  # what was there is intact
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
-    monkeypatch.setattr(outbox_module.os, "fsync", real_fsync)
+    monkeypatch.setattr(os_module, "fsync", real_fsync)
 
     store.fault_hook = None
     assert store.flush_outbox() == 2

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from ...files import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +78,7 @@ class Outbox:
         return [line for line in text.splitlines() if line.strip()]
 
     def _replace(self, path: Path, lines: list[str]) -> None:
-        """Write `lines` to a temp file in the same folder, fsync, rename over `path`."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
-                for line in lines:
-                    fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        replace_atomically(path, "".join(line + "\n" for line in lines), errors="surrogateescape")
 
     def append(self, kind: str, key: str, data: dict[str, Any]) -> bool:
         """Buffer one record; False (logged, nothing lost of what was there) when it does not fit."""
