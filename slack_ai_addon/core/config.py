@@ -57,6 +57,31 @@ ENV_VARS: dict[str, str] = {
     "SLACK_AI_DEFAULT_ENGINE": "default_engine",
     "SLACK_AI_HTTP": "http",
     "SLACK_AI_LOG_FORMAT": "log_format",
+    # Access control, quotas and cost tiers (docs/SECURITY.md).
+    "SLACK_AI_ALLOWED_TEAMS": "allowed_team_ids",
+    "SLACK_AI_ALLOWED_CHANNELS": "allowed_channel_ids",
+    "SLACK_AI_ALLOWED_USERS": "allowed_user_ids",
+    "SLACK_AI_QUOTA_USER_PER_MINUTE": "quota_user_requests_per_minute",
+    "SLACK_AI_QUOTA_CHANNEL_PER_MINUTE": "quota_channel_requests_per_minute",
+    "SLACK_AI_QUOTA_USER_RENDER_S_PER_DAY": "quota_user_render_s_per_day",
+    "SLACK_AI_QUOTA_CHANNEL_RENDER_S_PER_DAY": "quota_channel_render_s_per_day",
+    "SLACK_AI_QUOTA_USER_QUEUED": "quota_user_queued",
+    "SLACK_AI_QUOTA_CHANNEL_QUEUED": "quota_channel_queued",
+    "SLACK_AI_QUEUE_CAP": "queue_cap",
+    "SLACK_AI_USER_MAX_COST_S": "user_max_cost_s",
+    "SLACK_AI_ADMIN_MAX_COST_S": "admin_max_cost_s",
+    # Farm: capability routing and the shared Slack budget (docs/FARM.md).
+    "SLACK_AI_NODE_GPU": "node_gpu",
+    "SLACK_AI_NODE_TAGS": "node_tags",
+    "SLACK_AI_REQUIRE_GPU": "require_gpu",
+    "SLACK_AI_REQUIRE_ENGINE": "require_engine",
+    "SLACK_AI_REQUIRE_BLENDER": "require_blender",
+    "SLACK_AI_SLACK_UPDATES_PER_MINUTE": "slack_updates_per_minute",
+    "SLACK_AI_SLACK_POSTS_PER_SECOND": "slack_posts_per_second",
+    # Optional HTTP listener for Slack's Events API (instead of Socket Mode).
+    "SLACK_AI_EVENTS_HTTP": "events_http",
+    # Render threads (0: automatic; cores - 1 while a Slack agent is attached).
+    "SLACK_AI_RENDER_THREADS": "render_threads",
 }
 
 SECRET_FIELDS = frozenset({
@@ -103,6 +128,31 @@ class Settings:
     http: str = ""  # HOST:PORT for GET /health and /metrics on serve and farm nodes ("" = off)
     log_format: str = ""  # json | text; "" = json for services (serve, workers), text for commands
     stop_grace_s: float = 30.0  # on SIGTERM, how long a running render may go on before it is handed back
+    # -- access control (comma-separated ids; empty = everyone in the workspace)
+    allowed_team_ids: str = ""
+    allowed_channel_ids: str = ""
+    allowed_user_ids: str = ""
+    # -- quotas (0 = no limit)
+    quota_user_requests_per_minute: int = 6
+    quota_channel_requests_per_minute: int = 30
+    quota_user_render_s_per_day: float = 3600.0
+    quota_channel_render_s_per_day: float = 0.0
+    quota_user_queued: int = 10
+    quota_channel_queued: int = 40
+    queue_cap: int = 500
+    # -- cost tiers: the estimated CPU render seconds one job may cost
+    user_max_cost_s: float = 300.0
+    admin_max_cost_s: float = 7200.0
+    # -- farm: what this node offers, what every job needs, and the farm's Slack budget
+    node_gpu: str = ""  # "" = detect; "none" = no GPU; else the GPU's name
+    node_tags: str = ""  # comma-separated capability tags (e.g. assets:props)
+    require_gpu: bool = False  # every job needs a GPU node
+    require_engine: str = ""  # every job needs this engine ("" = the spec's own)
+    require_blender: str = ""  # every job needs at least this Blender version, e.g. 4.2
+    slack_updates_per_minute: float = 50.0  # chat.update across the farm (Slack Tier 3)
+    slack_posts_per_second: float = 1.0  # chat.postMessage per channel across the farm
+    events_http: str = ""  # HOST:PORT for Slack's Events API over HTTP ("" = Socket Mode only)
+    render_threads: int = 0  # 0 = automatic
 
     def public_dict(self) -> dict[str, Any]:
         """All settings with secrets masked: safe for logs, panels and Slack."""
@@ -306,6 +356,18 @@ RULES: dict[str, Rule] = {
                  empty_ok=True),
     "log_format": Rule("json or text, or leave it empty", _one_of(("json", "text"), "a log format"),
                        lambda v: str(v).strip().lower(), empty_ok=True),
+    "events_http": Rule("HOST:PORT, e.g. 127.0.0.1:3000, or leave it empty", _host_port, lambda v: str(v).strip(),
+                        empty_ok=True),
+    "require_engine": Rule("one of " + ", ".join(ENGINES) + ", or leave it empty", _one_of(ENGINES, "a render engine"),
+                           lambda v: str(v).strip().lower(), empty_ok=True),
+    **{name: Rule("a whole number, 0 (no limit) or more", _at_least(0))
+       for name in ("quota_user_requests_per_minute", "quota_channel_requests_per_minute", "quota_user_queued",
+                    "quota_channel_queued", "queue_cap", "render_threads")},
+    **{name: Rule(f"{_SECONDS}, 0 (no limit) or more", _at_least(0))
+       for name in ("quota_user_render_s_per_day", "quota_channel_render_s_per_day")},
+    **{name: Rule(f"{_SECONDS}, more than 0", _more_than(0)) for name in ("user_max_cost_s", "admin_max_cost_s")},
+    **{name: Rule("calls, more than 0", _more_than(0))
+       for name in ("slack_updates_per_minute", "slack_posts_per_second")},
     "lease_s": Rule(f"{_SECONDS}, at least {MIN_LEASE_S:g}", _at_least(MIN_LEASE_S)),
     "heartbeat_s": Rule(f"{_SECONDS}, more than 0 and at most half of lease_s", _more_than(0)),
     "stop_grace_s": Rule(f"{_SECONDS}, 0 or more", _at_least(0)),

@@ -21,6 +21,7 @@ from sqlglot import exp
 from slack_ai_addon.core.jobs import Job, JobKind, JobOutput, JobStatus, Requester
 from slack_ai_addon.storage.db import backends
 from slack_ai_addon.storage.db.outbox import Outbox
+from slack_ai_addon.storage.db.schema import LATEST_VERSION
 from slack_ai_addon.storage.db.sql import JOB_COLUMNS_V4
 from slack_ai_addon.storage.db.store import SqlJobStore
 
@@ -203,7 +204,7 @@ def test_migrations_run_inside_the_applock(recorded: list[tuple[str, dict[str, A
     first_create = sqls.index(next(s for s in sqls if s.startswith("CREATE TABLE jobs")))
     assert lock < first_create
     assert sqls[lock + 1].startswith("IF OBJECT_ID(N'schema_version', N'U') IS NULL CREATE TABLE")
-    assert sum(1 for s in sqls if s.startswith("INSERT INTO schema_version")) == 5
+    assert sum(1 for s in sqls if s.startswith("INSERT INTO schema_version")) == LATEST_VERSION
 
 
 def test_password_never_in_redacted_url() -> None:

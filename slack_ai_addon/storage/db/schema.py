@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .sql import HISTORY_TABLES, JOB_COLUMNS, NODE_COLUMNS, Queries
+from .sql import (
+    HISTORY_TABLES,
+    JOB_COLUMNS,
+    JOB_COLUMNS_V6_ADDED,
+    NODE_COLUMNS,
+    NODE_COLUMNS_V6_ADDED,
+    SLACK_BUDGET_COLUMNS,
+    Queries,
+)
 
 
 @dataclass(frozen=True)
@@ -62,12 +70,24 @@ def _v5(q: Queries) -> list[str]:
     return [q.create_table("nodes", NODE_COLUMNS, key="id")]
 
 
+def _v6(q: Queries) -> list[str]:
+    # Capability routing, fair scheduling, per-channel quotas, and the farm's Slack budget.
+    return [
+        *(q.d.add_column("jobs", name, kind) for name, kind in JOB_COLUMNS_V6_ADDED),
+        *(q.d.add_column("nodes", name, kind) for name, kind in NODE_COLUMNS_V6_ADDED),
+        "CREATE INDEX ix_jobs_channel_created ON jobs (channel_id, created_at)",
+        "CREATE INDEX ix_jobs_status_user ON jobs (status, user_id)",
+        q.create_table("slack_budget", SLACK_BUDGET_COLUMNS, key="bucket"),
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table", _v1),
     Migration(2, "messages, llm_calls, audit_log", _v2),
     Migration(3, "analytics: jobs.render_s and indexes", _v3),
     Migration(4, "jobs.progress; thread lookup indexes", _v4),
     Migration(5, "nodes: the node registry", _v5),
+    Migration(6, "capability routing, fair claims, channel quotas, slack_budget", _v6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 MIGRATION_LOCK_RESOURCE = "slack_ai_addon.migrations"

@@ -45,6 +45,16 @@ JOB_COLUMNS: tuple[tuple[str, str], ...] = (
 JOB_COLUMNS_V3: tuple[tuple[str, str], ...] = JOB_COLUMNS + (("render_s", "float"),)
 # Migration 4: the running node's latest progress, so every node and panel can show it.
 JOB_COLUMNS_V4: tuple[tuple[str, str], ...] = JOB_COLUMNS_V3 + (("progress", "json"),)
+# Migration 6: what a node must offer to claim the job (capability routing), and when the job
+# was last claimed (fair scheduling weighs each requester's recent claims).
+#   req_engine: "" or an engine name; req_gpu: 0/1; req_blender: 0 or a version as an integer
+#   (major*10000 + minor*100 + patch, so 4.2.0 -> 40200); req_tags: JSON list of capability
+#   tags the node must carry (e.g. "assets:props"); claimed_at: time of the latest claim.
+JOB_COLUMNS_V6_ADDED: tuple[tuple[str, str], ...] = (
+    ("req_engine", "short"), ("req_gpu", "int"), ("req_blender", "int"), ("req_tags", "json"),
+    ("claimed_at", "float"),
+)
+JOB_COLUMNS_V6: tuple[tuple[str, str], ...] = JOB_COLUMNS_V4 + JOB_COLUMNS_V6_ADDED
 
 MESSAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_key", "key"), ("created_at", "float"), ("correlation_id", "key"), ("direction", "short"),
@@ -66,6 +76,14 @@ NODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "name"), ("host", "name"), ("role", "short"), ("blender_version", "short"), ("engines", "name"),
     ("gpu", "name"), ("started_at", "float"), ("last_heartbeat", "float"), ("current_job", "key"),
     ("jobs_done", "int"), ("jobs_failed", "int"), ("state", "short"),
+)
+# Migration 6: the node's capability tags (JSON list) next to its engines and GPU.
+NODE_COLUMNS_V6_ADDED: tuple[tuple[str, str], ...] = (("tags", "json"),)
+NODE_COLUMNS_V6: tuple[tuple[str, str], ...] = NODE_COLUMNS + NODE_COLUMNS_V6_ADDED
+# Migration 6: one shared Slack Web API budget for the whole farm (token buckets, one row per
+# bucket key such as "chat.update" or "chat.postMessage:C123").
+SLACK_BUDGET_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("bucket", "name"), ("tokens", "float"), ("updated_at", "float"),
 )
 
 HISTORY_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
