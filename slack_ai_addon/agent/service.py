@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,6 +82,17 @@ def parse_frame(raw: Any) -> tuple[str, dict[str, Any]]:
     return (match.group(1) if match else ""), {}
 
 
+def _control_frame(raw: Any) -> dict[str, Any]:
+    """A small frame without an envelope (hello, disconnect) parsed; {} for anything else."""
+    if not isinstance(raw, str) or len(raw) > 4096 or '"type"' not in raw:
+        return {}
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return frame if isinstance(frame, dict) else {}
+
+
 class _DropWhileClosing(logging.Filter):
     """Hides "connection lost" errors caused by stop() itself (it shuts the socket down)."""
 
@@ -93,14 +105,19 @@ class AgentConfigError(ValueError):
 
 
 def check_tokens(settings: Settings) -> list[str]:
-    """Problems with the Slack tokens, as sentences (empty when both look right)."""
+    """Problems with the Slack credentials, as sentences (empty when they look right): the bot
+    token, and the app token for Socket Mode or the signing secret for HTTP events mode."""
     problems = []
     bot, app = settings.slack_bot_token.strip(), settings.slack_app_token.strip()
     if not bot:
         problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-..., from OAuth & Permissions)")
     elif not bot.startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-    if not app:
+    if settings.events_http:
+        if not settings.slack_signing_secret.strip():
+            problems.append("SLACK_SIGNING_SECRET is not set: HTTP events mode (--events-http) verifies every "
+                            "request with it (Basic Information > App Credentials > Signing Secret)")
+    elif not app:
         problems.append("SLACK_APP_TOKEN is not set (the app-level token, xapp-..., with connections:write)")
     elif not app.startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
@@ -160,6 +177,14 @@ class AgentService:
         self._classifier: Any = None
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()  # every WebSocketApp opened, for stop()
         self._raw_sockets: list[socket.socket] = []
+        self._events_http: Any = None  # the EventsHttpServer in HTTP events mode
+        self._hello_seen = False  # on the current session
+        # Called with (envelope type, seconds from the frame's arrival to the ack sent): /metrics.
+        self.ack_observers: list[Callable[[str, float], None]] = []
+        # Set when Slack refused this app's connection for good (too_many_websockets on a
+        # connection that never got its hello): `refusal` says why, and the agent has stopped.
+        self.refused = threading.Event()
+        self.refusal = ""
 
     # ------------------------------------------------------------------ public API
     def start(self) -> None:
@@ -185,7 +210,7 @@ class AgentService:
             state = self._state
             if state is AgentState.CONNECTED:
                 return True
-            if state in ("error", "offline"):
+            if state in ("error", "offline") or self.refused.is_set():
                 return False
             time.sleep(0.02)
         return False
@@ -212,6 +237,9 @@ class AgentService:
             dedupe, self._dedupe = self._dedupe, None
             replier = self.replier
             self._starter = None
+            events_http, self._events_http = self._events_http, None
+        if events_http is not None:
+            events_http.stop()
         if watchdog is not None:
             watchdog.stop()
         if replier is not None:
@@ -246,6 +274,9 @@ class AgentService:
             if self._stopping.is_set():
                 return
             self._build(web)
+            if self.settings.events_http:
+                self._listen_http()
+                return
             client = SocketModeClient(app_token=self.settings.slack_app_token, web_client=web,
                                       ping_interval=self.ping_interval_s, concurrency=self.concurrency,
                                       auto_reconnect_enabled=True, trace_enabled=False,
@@ -357,6 +388,35 @@ class AgentService:
         while not done.wait(0.05):
             AgentService._shutdown_sockets(client, sessions, raws)
 
+    def _listen_http(self) -> None:
+        """HTTP events mode (agent/events_http.py): Slack's signed requests, acked by the
+        listener and routed like Socket Mode envelopes; no websocket, no watchdog."""
+        from .events_http import EventsHttpServer
+
+        assert self.router is not None and self._dedupe is not None
+        router = self.router
+        try:
+            server = EventsHttpServer(self.settings.events_http, signing_secret=self.settings.slack_signing_secret,
+                                      seen=self._dedupe, ack=router.ack_payload, route=router.dispatch,
+                                      on_request=self._count_envelope).start()
+        except (OSError, ValueError) as exc:
+            self._set_state(AgentState.ERROR, f"cannot listen on {self.settings.events_http}: {exc}")
+            return
+        with self._lock:
+            self._events_http = server
+        self._set_state(AgentState.CONNECTED, f"listening for Slack's signed requests on {server.url}")
+
+    @property
+    def events_http_url(self) -> str:
+        """Where Slack's request URLs must point in HTTP events mode ("" when not listening)."""
+        server = self._events_http
+        return str(server.url) if server is not None else ""
+
+    def _count_envelope(self) -> None:
+        with self._lock:
+            self._envelopes += 1
+            self._last_frame_at = time.time()
+
     # ------------------------------------------------------------------ socket callbacks
     def _on_open(self, ws: Any) -> None:
         now = time.time()
@@ -372,6 +432,7 @@ class AgentService:
             if raw is not None:
                 self._raw_sockets.append(raw)
             self._opens += 1
+            self._hello_seen = False
             self._session_opened_at = now
             self._last_frame_at = now
             if not self._stopping.is_set():
@@ -396,12 +457,44 @@ class AgentService:
         routing earlier envelopes, and an ack waiting behind them would miss Slack's 3 s.
         Never raises: an exception here would land in websocket-client's error handler."""
         try:
+            received = time.perf_counter()
             self._last_frame_at = time.time()
             envelope_id, message = parse_frame(raw)
             if envelope_id:
                 self._ack(envelope_id, message)
+                envelope_type = message.get("type")
+                for observe in self.ack_observers:
+                    observe(envelope_type if isinstance(envelope_type, str) else "", time.perf_counter() - received)
+            else:
+                control = _control_frame(raw)
+                if control.get("type") == "hello":
+                    self._hello_seen = True
+                elif control.get("type") == "disconnect" and control.get("reason") == "too_many_websockets":
+                    self._on_too_many_websockets(control)
         except Exception:
             log.exception("handling an inbound frame failed")
+
+    def _on_too_many_websockets(self, message: dict[str, Any]) -> None:
+        """Slack allows 10 Socket Mode connections per app. A connection refused before its
+        hello is one too many: reconnecting would only be refused again (slack_sdk reconnects
+        on every disconnect, whatever the reason), so the agent stops and says why. On a
+        connection that had its hello, it is a reconnect storm: slack_sdk reconnects."""
+        count = message.get("num_connections")
+        if self._hello_seen:
+            log.warning("Slack sent too_many_websockets on an open connection (%s open); reconnecting", count)
+            return
+        self.refusal = (f"Slack refused the Socket Mode connection: too_many_websockets ({count} connections "
+                        "already open; Slack allows 10 per app). Stop another listener, or run this node "
+                        "with --role worker")
+        log.error("%s", self.refusal)
+        if self.refused.is_set():
+            return
+        self.refused.set()
+
+        def stop_for_good() -> None:
+            self.stop(10)
+            self._set_state(AgentState.ERROR, self.refusal)
+        threading.Thread(target=stop_for_good, name="slackai-agent-refused", daemon=True).start()
 
     def _ack(self, envelope_id: str, message: dict[str, Any]) -> None:
         ack = None

@@ -27,6 +27,8 @@ from ..core.pipeline import EventKind, JobEvent
 log = logging.getLogger(__name__)
 
 RENDER_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+# Slack wants the ack within 3 s; ours go out from the socket thread in about a millisecond.
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5)
 
 
 class NodeMetrics:
@@ -44,9 +46,36 @@ class NodeMetrics:
         self.in_flight = Gauge("slackai_jobs_in_flight", "Jobs this node holds a lease on", registry=r)
         self.outbox = Gauge("slackai_outbox_records", "Database writes buffered while the database was down",
                             registry=r)
-        self.reconnects = Gauge("slackai_slack_reconnects", "Socket Mode reconnects since start", registry=r)
+        self.reconnects = Counter("slackai_slack_reconnects", "Socket Mode reconnects", registry=r)
+        self._reconnects_counted = 0
+        self.ack_seconds = Histogram("slackai_slack_ack_seconds",
+                                     "Socket Mode envelope received to ack sent, by envelope type",
+                                     ["type"], buckets=ACK_BUCKETS, registry=r)
+        self.llm_calls = Counter("slackai_llm_calls", "LLM attempts, by provider", ["provider"], registry=r)
+        self.llm_failures = Counter("slackai_llm_failures", "Failed LLM attempts, by provider and error class",
+                                    ["provider", "error_class"], registry=r)
+        self.llm_cost = Counter("slackai_llm_cost_usd", "Estimated LLM cost in USD, by provider", ["provider"],
+                                registry=r)
         self.envelopes = Gauge("slackai_slack_envelopes", "Socket Mode envelopes received since start", registry=r)
         self.up = Gauge("slackai_up", "1 when /health would answer 200", registry=r)
+
+    def observe_ack(self, envelope_type: str, seconds: float) -> None:
+        """AgentService.ack_observers hook."""
+        self.ack_seconds.labels(type=envelope_type or "unknown").observe(seconds)
+
+    def observe_llm_call(self, provider: str, cost_usd: float, error_class: str) -> None:
+        """providers.accounting.observe_calls hook: one LLM attempt."""
+        self.llm_calls.labels(provider=provider).inc()
+        if error_class:
+            self.llm_failures.labels(provider=provider, error_class=error_class).inc()
+        if cost_usd > 0:
+            self.llm_cost.labels(provider=provider).inc(cost_usd)
+
+    def count_reconnects(self, total: int) -> None:
+        """The agent counts reconnects since its start; the counter follows it."""
+        if total > self._reconnects_counted:
+            self.reconnects.inc(total - self._reconnects_counted)
+            self._reconnects_counted = total
 
     def on_job_event(self, event: JobEvent) -> None:
         if not EventKind(event.kind).is_final:
@@ -102,7 +131,7 @@ class NodeHealth:
         if self.agent is not None:
             st = self.agent.status()
             body["slack"] = str(getattr(st.state, "value", st.state))
-            self.metrics.reconnects.set(st.reconnects)
+            self.metrics.count_reconnects(st.reconnects)
             self.metrics.envelopes.set(st.envelopes_seen)
             if self.role in ("listener", "both") and body["slack"] != "connected":
                 problems.append(f"Slack {body['slack']}: {st.detail}")

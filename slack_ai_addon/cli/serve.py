@@ -5,7 +5,8 @@ Roles (`--role`): a `listener` holds the Socket Mode connection and enqueues job
 (the default) does both. Headless Blender never fires `bpy.app.timers`, so the main thread
 runs the dispatcher's blocking loop (renders happen here); the agent's socket and I/O threads
 only ack, enqueue and reply. Logs are one JSON object per line (`--log-format text` for
-people); `--http HOST:PORT` serves /health and /metrics.
+people); `--http HOST:PORT` serves /health and /metrics; `--events-http HOST:PORT` takes
+Slack's requests as signed HTTP POSTs instead of Socket Mode (agent/events_http.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from . import UsageError
 
 log = logging.getLogger(__name__)
 
+# Exit status of a listener that Slack refused (too_many_websockets: the app already has its
+# 10 Socket Mode connections). Restarting would be refused again: systemd units can name it
+# in RestartPreventExitStatus=.
+EXIT_REFUSED_BY_SLACK = 3
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: $SLACK_AI_OUTPUT_DIR or ./out)")
     p.add_argument("--role", choices=["listener", "worker", "both"], default="both",
@@ -28,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-render", action="store_true", help="take only analysis jobs (a node without Blender)")
     p.add_argument("--http", help="HOST:PORT for GET /health and /metrics (default: $SLACK_AI_HTTP; off)")
     p.add_argument("--log-format", choices=["json", "text"], help="log lines as JSON (default) or text")
+    p.add_argument("--events-http", metavar="HOST:PORT",
+                   help="take Slack's events, slash commands and clicks as signed HTTP requests on HOST:PORT "
+                        "instead of Socket Mode (needs SLACK_SIGNING_SECRET; default: $SLACK_AI_EVENTS_HTTP; off)")
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -59,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from .logs import service_logging
 
     flags = {"output_dir": getattr(args, "out", None), "http": getattr(args, "http", None),
-             "log_level": getattr(args, "log_level", None)}
+             "events_http": getattr(args, "events_http", None), "log_level": getattr(args, "log_level", None)}
     try:
         settings = load_settings(flags=flags)
     except ConfigError as exc:
@@ -83,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
             http.stop()
         return 0
     runtime.add_listener(metrics)
+    from ..providers.accounting import observe_calls
+
+    stop_observing_llm = observe_calls(metrics.observe_llm_call)
     dispatcher = runtime.dispatcher(role=role) if renders else None
     agent = AgentService(runtime) if listens else None
     replies = None
@@ -92,8 +105,19 @@ def run(args: argparse.Namespace) -> int:
         replies = ThreadReplies(runtime)  # a worker answers in the threads of the jobs it renders
     health.agent = agent
     if agent is not None:
+        agent.ack_observers.append(metrics.observe_ack)
         agent.start()
-        if not agent.wait_until_connected(30):
+        connected = agent.wait_until_connected(30)
+        if agent.refused.is_set():
+            # Health keeps answering 503 with the reason until the node is gone.
+            log.error("not serving: %s", agent.refusal)
+            agent.stop(5)
+            stop_observing_llm()
+            runtime.close()
+            if http is not None:
+                http.stop()
+            return EXIT_REFUSED_BY_SLACK
+        if not connected:
             st = agent.status()
             log.error("the Slack agent did not connect: %s: %s", st.state, st.detail)
             agent.stop(5)
@@ -102,8 +126,16 @@ def run(args: argparse.Namespace) -> int:
                 http.stop()
             return 1
         # A log record, not a print: in JSON mode every line on stderr is one JSON object.
-        log.info("connected to Slack as <@%s>; waiting for /render, /analyze, /blender (Ctrl-C to stop)",
-                 agent.status().bot_user_id)
+        st = agent.status()
+        if settings.events_http:
+            log.info("Slack bot <@%s>: %s; waiting for /render, /analyze, /blender (Ctrl-C to stop)",
+                     st.bot_user_id, st.detail)
+        else:
+            log.info("connected to Slack as <@%s>; waiting for /render, /analyze, /blender (Ctrl-C to stop)",
+                     st.bot_user_id)
+        # A refusal can follow the socket's opening: then the node stops instead of looping.
+        threading.Thread(target=lambda: agent.refused.wait() and stop.set(), name="slackai-refusal-watch",
+                         daemon=True).start()
     log.info("node %s serving as %s", health.node, role)
     started = time.time()
     try:
@@ -116,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         health.stopping = True
         log.info("stopping")
+        stop_observing_llm()
         if agent is not None:
             agent.stop(10)
         if replies is not None:
@@ -124,4 +157,7 @@ def run(args: argparse.Namespace) -> int:
         if http is not None:
             http.stop()
     log.info("served for %.0fs", time.time() - started)
+    if agent is not None and agent.refused.is_set():
+        log.error("stopped: %s", agent.refusal)
+        return EXIT_REFUSED_BY_SLACK
     return 0

@@ -7,12 +7,33 @@ Rows carry no prompt text and no keys; error classes are taxonomy names.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..core.jobs import ActivityRecorder
 from .prices import cost_usd
 
 log = logging.getLogger(__name__)
+
+# (provider, cost_usd, error_class) of every attempt, for the node's /metrics. Process-wide:
+# one node is one process, and a chain is built in several places (interpreter, analyzer).
+CallObserver = Callable[[str, float, str], None]
+_observers: list[CallObserver] = []
+_observers_lock = threading.Lock()
+
+
+def observe_calls(observer: CallObserver) -> Callable[[], None]:
+    """Call `observer(provider, cost_usd, error_class)` after every LLM attempt ("" = success).
+    Returns the function that removes it again."""
+    with _observers_lock:
+        _observers.append(observer)
+
+    def remove() -> None:
+        with _observers_lock:
+            if observer in _observers:
+                _observers.remove(observer)
+    return remove
 
 
 class CallRecorder:
@@ -33,6 +54,13 @@ class CallRecorder:
                                     "latency_ms": round(latency_ms, 1), "prompt_tokens": prompt_tokens,
                                     "completion_tokens": completion_tokens, "cost_usd": cost,
                                     "error_class": error_class})
+        with _observers_lock:
+            observers = list(_observers)
+        for observer in observers:
+            try:
+                observer(provider, cost, error_class)
+            except Exception:
+                log.exception("an llm call observer failed")
         if self._record is None:
             return cost
         try:
