@@ -18,7 +18,7 @@ from typing import Any
 from .agent.deps import AgentDeps, NodeActivity
 from .core.config import Settings
 from .core.dispatcher import Dispatcher
-from .core.jobs import JobStore, NodeInfo
+from .core.jobs import JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
 from .core.pipeline import JobListener, JobPipeline, PipelineDeps
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,12 @@ class Runtime:
         if self._dispatcher is None:
             kwargs.setdefault("stop_grace_s", self.settings.stop_grace_s)
             renders = self.pipeline.deps.renderer is not None
+            caps = self.pipeline.deps.capabilities or NodeCapabilities()
             kwargs.setdefault("node_info", NodeInfo(
                 id=self.pipeline.deps.node_id, host=socket.gethostname(), role=role,
-                blender_version=self.blender_version, engines="cycles,eevee,workbench" if renders else ""))
+                blender_version=self.blender_version or (blender_version_text(caps.blender) if caps.blender else ""),
+                engines=",".join(caps.engines) if renders else "", gpu=caps.gpu if renders else "",
+                tags=list(caps.tags) if renders else []))
             self._dispatcher = Dispatcher(self.pipeline, heartbeat_s=self.settings.heartbeat_s, **kwargs)
         return self._dispatcher
 
@@ -103,11 +106,16 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
     closers.append(output_store)
     renderer = None
     blender_version = ""
+    capabilities = None
     if with_renderer:
         from .blender import compat
+        from .blender.capabilities import node_capabilities
         from .blender.renderer import BlenderSceneRenderer  # bpy lives behind this import
         renderer = BlenderSceneRenderer()
         blender_version = compat.version_string()
+        capabilities = node_capabilities(settings.node_gpu, settings.node_tags)
+        log.info("node capabilities: engines %s, GPU %s, Blender %s, tags %s", ",".join(capabilities.engines),
+                 capabilities.gpu or "none", blender_version, ",".join(capabilities.tags) or "none")
     deps = PipelineDeps(
         store=store,
         interpreter=build_interpreter(settings, store=store),
@@ -117,6 +125,9 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         output_dir=output_dir,
         node_id=settings.resolved_node_id(),
         lease_s=settings.lease_s,
+        capabilities=capabilities,
+        required=JobRequirements.from_settings(settings.require_engine, settings.require_gpu,
+                                               settings.require_blender),
     )
     pipeline = JobPipeline(deps)
     output_store.add_upload_listener(pipeline.output_stored_late)

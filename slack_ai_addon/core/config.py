@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -373,6 +374,9 @@ RULES: dict[str, Rule] = {
     "stop_grace_s": Rule(f"{_SECONDS}, 0 or more", _at_least(0)),
     "s3_url_lifetime_s": Rule(f"{_SECONDS} from 1 to {MAX_S3_URL_LIFETIME_S:g} (7 days)",
                               _between(1, MAX_S3_URL_LIFETIME_S)),
+    "require_blender": Rule("a Blender version such as 4.2 or 4.2.1, or leave it empty",
+                            lambda v: None if re.fullmatch(r"\d+(\.\d+){0,2}", str(v)) else "is not a version",
+                            lambda v: str(v).strip(), empty_ok=True),
     "log_level": Rule("one of " + ", ".join(LOG_LEVELS), _one_of(LOG_LEVELS, "a log level"),
                       lambda v: str(v).strip().upper()),
     "default_engine": Rule("one of " + ", ".join(ENGINES), _one_of(ENGINES, "a render engine"),

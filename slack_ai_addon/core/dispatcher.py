@@ -287,6 +287,7 @@ class Dispatcher:
                 except Exception as exc:
                     log.warning("lease sweep failed: %s", exc)
                 self._confirm_parked()
+                self._fail_unrunnable()
                 if now - self._last_upload_retry > UPLOAD_RETRY_INTERVAL_S:
                     self._last_upload_retry = now
                     self._retry_uploads()
@@ -316,6 +317,35 @@ class Dispatcher:
         else:
             log.warning("lease expired; job requeued", extra={"job_id": job_id})
 
+    def _fail_unrunnable(self) -> None:
+        """Capability routing: a queued job that no live node can run any more (the only GPU
+        node went offline or got blocked) fails with the reason instead of waiting forever.
+        The guarded update lets one sweeping node fail it, and that node announces it (the
+        same final-announcement path as a finished job: exactly one final reply)."""
+        try:
+            waiting = self.store.queued_requirements()
+        except Exception as exc:
+            log.debug("could not read the queue's requirements: %s", exc)
+            return
+        if not waiting:
+            return
+        own = self.pipeline.own_capabilities() if self.can_render and not self.blocked and not self.stopping \
+            else None
+        reasons: dict[object, str] = {}
+        for job_id, req in waiting:
+            if req not in reasons:
+                reasons[req] = self.pipeline.unrunnable(req, own=own)
+            if not reasons[req]:
+                continue
+            try:
+                job = self.store.fail_queued(job_id, reasons[req])
+            except Exception as exc:
+                log.warning("could not fail an unrunnable job: %s", exc, extra={"job_id": job_id})
+                continue
+            if job is not None:
+                log.warning("no live node can run this job any more: %s", job.error, extra={"job_id": job_id})
+                self.pipeline.announce_final(job)
+
     def _claim_next(self) -> tuple[Job | None, bool]:
         """The next job for this node, and whether the look covered every kind it takes."""
         if self.claim_only is None:
@@ -326,7 +356,8 @@ class Dispatcher:
                 rendering = any(h.kind is JobKind.RENDER for h in self._held.values())
             restricted = self.can_render and (rendering or self.blocked)
             kinds = None if self.can_render and not restricted else (JobKind.ANALYZE,)
-            return self.store.claim_next(self.node_id, self.lease_s, kinds), not restricted
+            return self.store.claim_next(self.node_id, self.lease_s, kinds,
+                                         self.pipeline.deps.capabilities), not restricted
         for job_id in sorted(self.claim_only):
             self.claim_only.discard(job_id)
             job = self.store.claim(job_id, self.node_id, self.lease_s)
@@ -635,6 +666,8 @@ def run_one_job(pipeline: JobPipeline, job: Job, *, stop: threading.Event | None
     set (Ctrl-C), the render stops and the job is cancelled. Bad input raises UserError."""
     stop = stop or threading.Event()
     job = pipeline.submit(job)
+    if job.status.is_final:  # no node can run it (capability routing): the reason is its error
+        return job
     dispatcher = Dispatcher(pipeline, claim_only={job.id}, **dispatcher_kwargs)
     try:
         run_headless(dispatcher, stop, until=lambda: dispatcher.settled(job.id), grace_s=0.0)

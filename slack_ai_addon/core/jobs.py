@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from typing import Any, Protocol, runtime_checkable
 
 MAX_NODE_FAILURES = 3  # a job that failed on this many different nodes fails for good
 MAX_REQUEST_CHARS = 4000  # longer requests are truncated with a note
+# Fair scheduling: a requester's jobs claimed this recently (or still in flight) count as
+# their current use of the farm; the requester with the least use is served first.
+FAIR_SHARE_WINDOW_S = 600.0
 
 
 class JobKind(str, Enum):
@@ -138,6 +142,157 @@ class JobOutput:
     slack_file_id: str = ""
 
 
+ENGINES: tuple[str, ...] = ("cycles", "eevee", "workbench")
+_ENGINE_NAMES = {"cycles": "Cycles", "eevee": "EEVEE", "workbench": "Workbench"}
+
+
+def blender_version_number(text: str) -> int:
+    """A Blender version as one comparable integer: "4.2" -> 40200, "5.0.1" -> 50001; 0 if none."""
+    parts = [int(p) for p in re.findall(r"\d+", str(text or ""))[:3]]
+    if not parts:
+        return 0
+    parts += [0] * (3 - len(parts))
+    return parts[0] * 10000 + min(parts[1], 99) * 100 + min(parts[2], 99)
+
+
+def blender_version_text(number: int) -> str:
+    major, rest = divmod(int(number), 10000)
+    minor, patch = divmod(rest, 100)
+    return f"{major}.{minor}" + (f".{patch}" if patch else "")
+
+
+def capability_tags(value: Any) -> tuple[str, ...]:
+    """Capability tags from a comma-separated string or a list: trimmed, lower-case, in order, once each."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    seen: dict[str, None] = {}
+    for item in items:
+        tag = str(item).strip().lower()
+        if tag:
+            seen.setdefault(tag, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class JobRequirements:
+    """What a node must offer to claim a job (capability routing). Empty: any render node."""
+
+    engine: str = ""  # "" or one of ENGINES
+    gpu: bool = False
+    blender: int = 0  # minimum Blender version (blender_version_number); 0 = any
+    tags: tuple[str, ...] = ()  # every one must be among the node's tags
+
+    @property
+    def empty(self) -> bool:
+        return not (self.engine or self.gpu or self.blender or self.tags)
+
+    def merged(self, admin: JobRequirements) -> JobRequirements:
+        """These (the job's own) with the admin's farm-wide requirements: the admin's engine
+        wins, a GPU is needed if either says so, the higher minimum version, all tags."""
+        return JobRequirements(engine=admin.engine or self.engine, gpu=self.gpu or admin.gpu,
+                               blender=max(self.blender, admin.blender), tags=capability_tags(self.tags + admin.tags))
+
+    def describe(self) -> str:
+        parts = []
+        if self.gpu:
+            parts.append("a GPU")
+        if self.engine:
+            parts.append(_ENGINE_NAMES.get(self.engine, self.engine))
+        if self.blender:
+            parts.append(f"Blender {blender_version_text(self.blender)} or newer")
+        if self.tags:
+            parts.append("tag" + ("s " if len(self.tags) > 1 else " ") + ", ".join(self.tags))
+        return ", ".join(parts) or "nothing special"
+
+    @classmethod
+    def of_job(cls, job: Job) -> JobRequirements:
+        """What the job itself asks for, before the admin's settings: the engine it chose
+        (an explicit engine option, or the engine of a finished spec it carries with no text
+        left to interpret), and a GPU, a minimum Blender version or tags from its options.
+        A spec still to be interpreted names no engine yet: the text decides it on the node."""
+        if job.kind is not JobKind.RENDER:
+            return cls()
+        options = job.options or {}
+        engine = str(options.get("engine") or "").strip().lower()
+        if not engine and job.spec is not None and not job.request_text.strip():
+            engine = str((job.spec.get("output") or {}).get("engine") or "").strip().lower()
+        return cls(engine=engine if engine in ENGINES else "", gpu=bool(options.get("gpu")),
+                   blender=blender_version_number(str(options.get("min_blender") or "")),
+                   tags=capability_tags(options.get("tags") or ()))
+
+    @classmethod
+    def from_settings(cls, require_engine: str = "", require_gpu: bool = False,
+                      require_blender: str = "") -> JobRequirements:
+        engine = str(require_engine or "").strip().lower()
+        return cls(engine=engine if engine in ENGINES else "", gpu=bool(require_gpu),
+                   blender=blender_version_number(require_blender))
+
+
+@dataclass(frozen=True)
+class NodeCapabilities:
+    """What one node can render: its engines, GPU ("" = none), Blender version and tags."""
+
+    engines: tuple[str, ...] = ()
+    gpu: str = ""
+    blender: int = 0
+    tags: tuple[str, ...] = ()
+
+    def missing(self, req: JobRequirements) -> list[str]:
+        """What this node lacks for `req` (empty: it can run it)."""
+        lacks = []
+        if req.gpu and not self.gpu:
+            lacks.append("a GPU")
+        if req.engine and req.engine not in self.engines:
+            lacks.append(_ENGINE_NAMES.get(req.engine, req.engine))
+        if req.blender and self.blender < req.blender:
+            lacks.append(f"Blender {blender_version_text(req.blender)}")
+        lacks.extend(f"tag {t}" for t in req.tags if t not in self.tags)
+        return lacks
+
+    def can_run(self, req: JobRequirements) -> bool:
+        return not self.missing(req)
+
+    @classmethod
+    def of_node(cls, node: NodeInfo) -> NodeCapabilities:
+        return cls(engines=capability_tags(node.engines), gpu=node.gpu,
+                   blender=blender_version_number(node.blender_version), tags=capability_tags(node.tags))
+
+
+def live_render_nodes(nodes: list[NodeInfo], now: float | None = None) -> list[NodeCapabilities]:
+    """The capabilities of the registry's nodes that can take a render now: a heartbeat
+    within NODE_OFFLINE_AFTER_S, not blocked, draining or offline, and some engine."""
+    now = time.time() if now is None else now
+    return [NodeCapabilities.of_node(n) for n in nodes
+            if n.shown_state(now) in ("idle", "rendering") and n.engines.strip()]
+
+
+def unrunnable_reason(req: JobRequirements, nodes: list[NodeCapabilities]) -> str:
+    """Why none of `nodes` (the live render nodes) can run a job needing `req`; "" if one can."""
+    if req.empty or any(n.can_run(req) for n in nodes):
+        return ""
+
+    def nodes_word(n: int) -> str:
+        return f"{n} live node{'' if n == 1 else 's'}"
+
+    facts: list[tuple[str, int]] = []  # (what it needs and how many nodes offer it, that count)
+    if req.gpu:
+        n = sum(1 for c in nodes if c.gpu)
+        facts.append((f"it needs a GPU node; the farm has {n} live GPU node{'' if n == 1 else 's'}", n))
+    if req.engine:
+        n = sum(1 for c in nodes if req.engine in c.engines)
+        facts.append((f"it needs {_ENGINE_NAMES.get(req.engine, req.engine)}; {nodes_word(n)} offer it", n))
+    if req.blender:
+        n = sum(1 for c in nodes if c.blender >= req.blender)
+        facts.append((f"it needs Blender {blender_version_text(req.blender)} or newer; {nodes_word(n)} run it", n))
+    for tag in req.tags:
+        n = sum(1 for c in nodes if tag in c.tags)
+        facts.append((f"it needs the tag {tag}; {nodes_word(n)} carry it", n))
+    text = "; ".join(f for f, _ in facts)
+    if all(n for _, n in facts):
+        text += "; but no live node has all of these"
+    total = len(nodes)
+    return f"No render node can run this job: {text} ({total} live render node{'' if total == 1 else 's'} in all)."
+
+
 def new_job_id() -> str:
     # Sortable by creation time and short enough to type in `/blender cancel`.
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
@@ -165,6 +320,8 @@ class Job:
     error: str = ""
     slack_ts: str = ""  # the placeholder/progress message in Slack (the thread's root for a slash command)
     progress: dict[str, Any] = field(default_factory=dict)  # the running node's latest RenderProgress
+    requirements: JobRequirements = field(default_factory=JobRequirements)  # what a node needs to claim it
+    claimed_at: float = 0.0  # time of the latest claim (fair scheduling weighs recent claims per user)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -195,6 +352,9 @@ class Job:
         data["status"] = JobStatus(data["status"])
         data["requester"] = Requester(**data.get("requester") or {})
         data["outputs"] = [JobOutput(**o) for o in data.get("outputs") or []]
+        req = data.get("requirements") or {}
+        if isinstance(req, dict):
+            data["requirements"] = JobRequirements(**dict(req, tags=tuple(req.get("tags") or ())))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -218,6 +378,7 @@ class NodeInfo:
     jobs_done: int = 0
     jobs_failed: int = 0
     state: str = "idle"  # idle | rendering | draining | blocked (too many failed renders) | offline
+    tags: list[str] = field(default_factory=list)  # capability tags (Settings.node_tags)
 
     def shown_state(self, now: float | None = None) -> str:
         """The state to show: offline when the heartbeat stopped, whatever the row says."""
@@ -265,9 +426,13 @@ class JobStore(ActivityRecorder, Protocol):
     def get(self, job_id: str) -> Job | None:
         ...
 
-    def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None) -> Job | None:
-        """Atomically take the oldest queued job this owner has not failed: status claimed,
-        lease set, attempts += 1. The returned job's `lease` is the fencing token."""
+    def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None,
+                   capabilities: NodeCapabilities | None = None) -> Job | None:
+        """Atomically take the next queued job this owner has not failed and can run
+        (`capabilities`; None: no capability filter): status claimed, lease set, attempts
+        += 1, claimed_at set. Fair across requesters: the job of the requester with the
+        fewest recent claims goes first, then the oldest. The returned job's `lease` is the
+        fencing token."""
         ...
 
     def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
@@ -290,6 +455,15 @@ class JobStore(ActivityRecorder, Protocol):
 
     def request_cancel(self, job_id: str) -> Job | None:
         """Queued jobs are cancelled at once; running ones get `cancel_requested`."""
+        ...
+
+    def queued_requirements(self) -> list[tuple[str, JobRequirements]]:
+        """The queued jobs that need something of a node (capability routing), with what."""
+        ...
+
+    def fail_queued(self, job_id: str, error: str) -> Job | None:
+        """Fail a job that is still queued (no node can run it); the row when this call did
+        it, None when it was no longer queued (so exactly one caller announces it)."""
         ...
 
     def set_slack_ts(self, job_id: str, ts: str) -> None:

@@ -21,7 +21,18 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from ..textutil import fit_request
-from .jobs import Fenced, Job, JobKind, JobOutput, JobStatus, JobStore
+from .jobs import (
+    Fenced,
+    Job,
+    JobKind,
+    JobOutput,
+    JobRequirements,
+    JobStatus,
+    JobStore,
+    NodeCapabilities,
+    live_render_nodes,
+    unrunnable_reason,
+)
 from .scene_spec import SceneSpec, SpecError, parse_scene_spec
 
 log = logging.getLogger(__name__)
@@ -179,6 +190,10 @@ class PipelineDeps:
     output_store: OutputStore | None = None
     listeners: list[JobListener] = field(default_factory=list)
     lease_s: float = 60.0
+    # Capability routing: what this node can render (None: no filter, it claims any job),
+    # and what the admin requires of every render job (Settings.require_*).
+    capabilities: NodeCapabilities | None = None
+    required: JobRequirements = field(default_factory=JobRequirements)
 
 
 def _timed(job: Job, stage: str, start: float) -> None:
@@ -215,11 +230,57 @@ class JobPipeline:
     # -- intake
     def submit(self, job: Job) -> Job:
         """Validate and enqueue a new job (a database insert: not on Blender's main thread);
-        emits `queued`."""
+        emits `queued`. A job no live node can run (capability routing) is stored failed
+        with the reason, and only its final event is emitted: the requester hears why at once."""
         job = self.validate_request(job)
+        self._set_requirements(job)
+        reason = self.unrunnable(job.requirements, own=self.own_capabilities())
+        if reason:
+            job.status, job.error = JobStatus.FAILED, reason
+            job = self.deps.store.add(job)
+            log.warning("no node can run this job: %s", reason, extra={"job_id": job.id})
+            self.announce_final(job)
+            return job
         job = self.deps.store.add(job)
         self.emit(EventKind.QUEUED, job)
         return job
+
+    def _set_requirements(self, job: Job) -> None:
+        """What a node needs to run the job: its own requirements with the admin's. An
+        engine the admin requires is also the engine it renders with."""
+        if job.kind is not JobKind.RENDER:
+            job.requirements = JobRequirements()
+            return
+        own = JobRequirements.of_job(job)
+        job.requirements = own.merged(self.deps.required)
+        engine = job.requirements.engine
+        if engine and job.options.get("engine") != engine:
+            if own.engine and own.engine != engine:
+                job.warnings.append(f"this farm renders with {engine} (an admin setting), not {own.engine}")
+            job.options = dict(job.options, engine=engine)
+
+    def own_capabilities(self) -> NodeCapabilities | None:
+        """This node's capabilities when it renders (it counts as a live node: a single-node
+        setup routes to itself), else None."""
+        return self.deps.capabilities if self.deps.renderer is not None else None
+
+    def unrunnable(self, req: JobRequirements, *, own: NodeCapabilities | None) -> str:
+        """Why no live render node can run a job needing `req` ("" when one can, or when it
+        cannot be told: a registry that does not answer lets the job wait)."""
+        if req.empty:
+            return ""
+        if own is None and self.deps.renderer is not None and self.deps.capabilities is None:
+            return ""  # this node claims without a capability filter: it takes the job
+        try:
+            # This node's own registry row is replaced by what it knows of itself now.
+            nodes = live_render_nodes([n for n in self.deps.store.list_nodes()
+                                       if own is None or n.id != self.deps.node_id])
+        except Exception as exc:
+            log.warning("node registry unavailable; cannot tell which nodes could run a job: %s", exc)
+            return ""
+        if own is not None:
+            nodes.append(own)
+        return unrunnable_reason(req, nodes)
 
     @staticmethod
     def validate_request(job: Job) -> Job:

@@ -18,7 +18,7 @@ import sqlglot
 from pymssql import _mssql
 from sqlglot import exp
 
-from slack_ai_addon.core.jobs import Job, JobKind, JobOutput, JobStatus, Requester
+from slack_ai_addon.core.jobs import Job, JobKind, JobOutput, JobStatus, NodeCapabilities, Requester
 from slack_ai_addon.storage.db import backends
 from slack_ai_addon.storage.db.outbox import Outbox
 from slack_ai_addon.storage.db.schema import LATEST_VERSION
@@ -118,6 +118,11 @@ def _exercise(store: SqlJobStore) -> None:
     store.get(job.id)
     store.claim_next("node-1", 60)
     store.claim_next("node-1", 60, (JobKind.RENDER, JobKind.ANALYZE))
+    # Capability routing: the node's engines and tags travel as bound JSON arrays.
+    store.claim_next("node-1", 60, None, NodeCapabilities(engines=("cycles", "eevee"), gpu="RTX (OPTIX)",
+                                                          blender=50002, tags=(EVIL, "assets:props")))
+    store.queued_requirements()
+    store.fail_queued(job.id, EVIL)
     claimed = store.claim(job.id, "node-1", 60)
     assert claimed is not None
     store.renew_lease(claimed.lease, 60)
@@ -182,8 +187,13 @@ def test_tsql_uses_the_documented_locking_and_output(recorded: list[tuple[str, d
     sqls = [s for s, _ in recorded]
     claim = next(s for s in sqls if s.startswith("WITH next_job"))
     assert "TOP (1)" in claim and "WITH (UPDLOCK, READPAST, ROWLOCK)" in claim
-    assert "ORDER BY j.created_at, j.id" in claim and "OUTPUT inserted.*" in claim
+    assert "j.created_at, j.id) UPDATE next_job" in claim and "OUTPUT inserted.*" in claim
     assert "OPENJSON(j.failed_nodes)" in claim
+    # Fair claims: ordered by the requester's recent use first, counted past locked rows.
+    assert "ORDER BY (SELECT COUNT(*) FROM jobs AS r WITH (READPAST) WHERE r.user_id = j.user_id" in claim
+    routed = next(s for s in sqls if s.startswith("WITH next_job") and "req_gpu" in s)
+    assert "OPENJSON(j.req_tags) AS rt" in routed and "OPENJSON(%(node_tags)s) AS nt" in routed
+    assert "OPENJSON(%(node_engines)s) AS ne" in routed
     assert any("EXEC @lock_result = sp_getapplock" in s for s in sqls)
     assert not any("LIMIT" in s or "RETURNING" in s or "json_each" in s for s in sqls)
 

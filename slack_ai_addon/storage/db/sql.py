@@ -124,9 +124,10 @@ class Dialect:
     def limit(self, param: str) -> str:
         return "" if self.is_tsql else f" LIMIT {param}"
 
-    def json_array_values(self, column: str) -> str:
-        """A row source of the values of a JSON array column, one `value` per row."""
-        return f"OPENJSON({column}) AS fn" if self.is_tsql else f"json_each({column}) AS fn"
+    def json_array_values(self, column: str, alias: str = "fn") -> str:
+        """A row source of the values of a JSON array (a column or a bound parameter), one
+        `value` per row. Both yield no rows for NULL."""
+        return f"OPENJSON({column}) AS {alias}" if self.is_tsql else f"json_each({column}) AS {alias}"
 
     def day_of(self, epoch_column: str) -> str:
         """UTC calendar day (YYYY-MM-DD) of an epoch-seconds column."""
@@ -165,7 +166,7 @@ class Queries:
 
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
-        self.job_columns = [c for c, _ in JOB_COLUMNS_V4]
+        self.job_columns = [c for c, _ in JOB_COLUMNS_V6]
 
     def _p(self, sql: str) -> str:
         return self.d.params(sql)
@@ -227,24 +228,58 @@ class Queries:
 
     def _claim_set(self) -> str:
         return ("status = :claimed, lease_owner = :owner, lease_expires_at = :expires, "
-                "attempts = attempts + 1, updated_at = :now")
+                "attempts = attempts + 1, claimed_at = :now, updated_at = :now")
 
     def _not_failed_here(self, alias: str) -> str:
         return (f"NOT EXISTS (SELECT 1 FROM {self.d.json_array_values(alias + '.failed_nodes')} "
                 "WHERE fn.value = :owner)")
 
-    def claim_next(self, kinds: int) -> str:
+    def _can_run_here(self, alias: str) -> str:
+        """The claiming node offers what the job requires (capability routing). The node's
+        engines and tags are bound as JSON arrays (:node_engines, :node_tags); :node_gpu is
+        0/1 and :node_blender its version number. Old rows (NULL requirements) need nothing."""
+        engines = self.d.json_array_values(":node_engines", "ne")
+        tags = self.d.json_array_values(":node_tags", "nt")
+        return (f"(COALESCE({alias}.req_engine, '') = '' OR {alias}.req_engine IN (SELECT ne.value FROM {engines})) "
+                f"AND (COALESCE({alias}.req_gpu, 0) = 0 OR :node_gpu = 1) "
+                f"AND COALESCE({alias}.req_blender, 0) <= :node_blender "
+                f"AND NOT EXISTS (SELECT 1 FROM {self.d.json_array_values(alias + '.req_tags', 'rt')} "
+                f"WHERE rt.value NOT IN (SELECT nt.value FROM {tags}))")
+
+    def _recent_use(self, alias: str) -> str:
+        """Fair scheduling: how much the job's requester is using the farm now, counted as
+        their jobs claimed since :recent_since or still in flight. The T-SQL count reads
+        past rows other claims hold locked (READPAST): an estimate is enough to order by."""
+        hint = " WITH (READPAST)" if self.d.is_tsql else ""
+        return (f"(SELECT COUNT(*) FROM jobs AS r{hint} WHERE r.user_id = {alias}.user_id "
+                f"AND (r.claimed_at >= :recent_since OR r.status IN ({in_list('live', 3)})))")
+
+    def claim_next(self, kinds: int, *, capabilities: bool = False) -> str:
+        """The next job for a node: queued, of a kind it takes, not failed there, runnable
+        there (`capabilities`), the requester with the least recent use first, then oldest."""
         kind_filter = f" AND j.kind IN ({in_list('kind', kinds)})" if kinds else ""
         where = f"j.status = :queued{kind_filter} AND {self._not_failed_here('j')}"
+        if capabilities:
+            where += f" AND {self._can_run_here('j')}"
+        order = f"{self._recent_use('j')}, j.created_at, j.id"
         if self.d.is_tsql:
             # READPAST skips rows other nodes are claiming right now, so claims never queue
             # behind each other; UPDLOCK keeps the chosen row ours until the UPDATE.
             return self._p(
                 f"WITH next_job AS (SELECT TOP (1) * FROM jobs AS j{self.d.lock_hint(skip_locked=True)} "
-                f"WHERE {where} ORDER BY j.created_at, j.id) "
+                f"WHERE {where} ORDER BY {order}) "
                 f"UPDATE next_job SET {self._claim_set()} OUTPUT inserted.*")
         return (f"UPDATE jobs SET {self._claim_set()} WHERE id = (SELECT j.id FROM jobs AS j WHERE {where} "
-                "ORDER BY j.created_at, j.id LIMIT 1) RETURNING *")
+                f"ORDER BY {order} LIMIT 1) RETURNING *")
+
+    def queued_requirements(self) -> str:
+        return self._p("SELECT id, req_engine, req_gpu, req_blender, req_tags FROM jobs WHERE status = :queued "
+                       "AND (COALESCE(req_engine, '') <> '' OR COALESCE(req_gpu, 0) <> 0 "
+                       "OR COALESCE(req_blender, 0) <> 0 OR COALESCE(req_tags, '[]') <> '[]')")
+
+    def fail_queued(self) -> str:
+        return self._p(self.d.update_returning("jobs", "status = :failed, error = :error, updated_at = :now",
+                                               "id = :id AND status = :queued", "*"))
 
     def claim_one(self) -> str:
         return self._p(self.d.update_returning("jobs", self._claim_set(), "id = :id AND status = :queued", "*"))
@@ -310,11 +345,11 @@ class Queries:
 
     # -- node registry
     def update_node(self) -> str:
-        cols = [c for c, _ in NODE_COLUMNS if c != "id"]
+        cols = [c for c, _ in NODE_COLUMNS_V6 if c != "id"]
         return self._p(f"UPDATE nodes SET {', '.join(f'{c} = :{c}' for c in cols)} WHERE id = :id")
 
     def insert_node(self) -> str:
-        cols = [c for c, _ in NODE_COLUMNS]
+        cols = [c for c, _ in NODE_COLUMNS_V6]
         return self._p(f"INSERT INTO nodes ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})")
 
     def list_nodes(self) -> str:

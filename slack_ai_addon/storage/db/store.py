@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ...core.jobs import (
+    FAIR_SHARE_WINDOW_S,
     LIVE_STATUSES,
     MAX_NODE_FAILURES,
     WRITE_COLUMNS,
@@ -26,8 +27,10 @@ from ...core.jobs import (
     Job,
     JobKind,
     JobOutput,
+    JobRequirements,
     JobStatus,
     Lease,
+    NodeCapabilities,
     NodeInfo,
     Renewal,
     Requester,
@@ -37,14 +40,15 @@ from ...textutil import clip, fit_request
 from .backends import Backend, DatabaseUnavailable
 from .outbox import Outbox, StillUnavailable
 from .schema import LATEST_VERSION, MIGRATION_LOCK_RESOURCE, MIGRATIONS
-from .sql import COLUMN_LIMITS, HISTORY_TABLES, JOB_COLUMNS_V4, NODE_COLUMNS, Queries, in_params
+from .sql import COLUMN_LIMITS, HISTORY_TABLES, JOB_COLUMNS_V6, NODE_COLUMNS_V6, Queries, in_params
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 40_000  # free text in history rows (messages, audit details, errors)
 LIVE = tuple(s.value for s in LIVE_STATUSES)
-_JSON_COLUMNS = {c for c, k in JOB_COLUMNS_V4 if k == "json"}
-_KINDS = dict(JOB_COLUMNS_V4)
+_JSON_COLUMNS = {c for c, k in JOB_COLUMNS_V6 if k == "json"}
+_KINDS = dict(JOB_COLUMNS_V6)
+_NODE_PLAIN = tuple((c, k) for c, k in NODE_COLUMNS_V6 if c != "tags")  # tags: a JSON list
 
 
 def _clip_column(kind: str, value: str) -> str:
@@ -70,6 +74,9 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "slack_ts": job.slack_ts, "created_at": float(job.created_at), "updated_at": float(job.updated_at),
         "correlation_id": job.correlation_id, "render_s": float(render_s) if render_s is not None else None,
         "progress": job.progress,
+        "req_engine": job.requirements.engine, "req_gpu": 1 if job.requirements.gpu else 0,
+        "req_blender": int(job.requirements.blender), "req_tags": list(job.requirements.tags),
+        "claimed_at": float(job.claimed_at) if job.claimed_at else None,
     }
     for col in _JSON_COLUMNS:
         row[col] = json.dumps(row[col], default=str)
@@ -98,6 +105,11 @@ def row_to_job(row: dict[str, Any]) -> Job:
         outputs=[JobOutput(**o) for o in js("outputs", [])], error=row["error"] or "",
         slack_ts=row["slack_ts"] or "", created_at=float(row["created_at"]), updated_at=float(row["updated_at"]),
         correlation_id=row["correlation_id"] or "", progress=js("progress", {}),
+        # Rows written before migration 6 (or by an older release) have NULL requirements.
+        requirements=JobRequirements(engine=row.get("req_engine") or "", gpu=bool(row.get("req_gpu")),
+                                     blender=int(row.get("req_blender") or 0),
+                                     tags=tuple(str(t) for t in js("req_tags", []))),
+        claimed_at=float(row.get("claimed_at") or 0.0),
     )
 
 
@@ -256,7 +268,8 @@ class SqlJobStore:
     def upsert_node(self, node: NodeInfo) -> None:
         # UPDATE, then INSERT when there was no row: the same two statements on both
         # backends, in one transaction (a node id is written by one node only).
-        row = {c: (_clip_column(k, v) if isinstance(v := getattr(node, c), str) else v) for c, k in NODE_COLUMNS}
+        row = {c: (_clip_column(k, v) if isinstance(v := getattr(node, c), str) else v) for c, k in _NODE_PLAIN}
+        row["tags"] = json.dumps(list(node.tags))
         with self._tx() as cur:
             if not self._exec(cur, self.q.update_node(), row).rowcount:
                 self._exec(cur, self.q.insert_node(), row)
@@ -264,7 +277,9 @@ class SqlJobStore:
     def list_nodes(self) -> list[NodeInfo]:
         with self._tx() as cur:
             rows = self._rows(self._exec(cur, self.q.list_nodes()))
-        return [NodeInfo(**{c: (r[c] if r[c] is not None else getattr(NodeInfo(id=""), c)) for c, _ in NODE_COLUMNS})
+        blank = NodeInfo(id="")
+        return [NodeInfo(**{c: (r[c] if r[c] is not None else getattr(blank, c)) for c, _ in _NODE_PLAIN},
+                         tags=[str(t) for t in json.loads(r.get("tags") or "[]")])
                 for r in rows]
 
     def _apply_outbox_entry(self, entry: dict[str, Any]) -> None:
@@ -364,13 +379,35 @@ class SqlJobStore:
         return {"claimed": JobStatus.CLAIMED.value, "queued": JobStatus.QUEUED.value, "owner": owner,
                 "expires": now + lease_s, "now": now}
 
-    def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None) -> Job | None:
+    def claim_next(self, owner: str, lease_s: float, kinds: tuple[JobKind, ...] | None = None,
+                   capabilities: NodeCapabilities | None = None) -> Job | None:
         self._catch_up()  # buffered saves first: a job finished during an outage is not claimable
         kind_values = [k.value for k in kinds] if kinds is not None else []
         if kinds is not None and not kind_values:
             return None
-        params = dict(self._claim_params(owner, lease_s), **in_params("kind", kind_values))
-        return self._claim(self.q.claim_next(len(kind_values)), params)
+        params = dict(self._claim_params(owner, lease_s), **in_params("kind", kind_values), **in_params("live", LIVE))
+        params["recent_since"] = params["now"] - FAIR_SHARE_WINDOW_S
+        if capabilities is not None:
+            params.update(node_engines=json.dumps(list(capabilities.engines)),
+                          node_tags=json.dumps(list(capabilities.tags)),
+                          node_gpu=1 if capabilities.gpu else 0, node_blender=int(capabilities.blender))
+        sql = self.q.claim_next(len(kind_values), capabilities=capabilities is not None)
+        return self._claim(sql, params)
+
+    def queued_requirements(self) -> list[tuple[str, JobRequirements]]:
+        with self._tx() as cur:
+            rows = self._rows(self._exec(cur, self.q.queued_requirements(), {"queued": JobStatus.QUEUED.value}))
+        return [(r["id"], JobRequirements(engine=r["req_engine"] or "", gpu=bool(r["req_gpu"]),
+                                          blender=int(r["req_blender"] or 0),
+                                          tags=tuple(str(t) for t in json.loads(r["req_tags"] or "[]"))))
+                for r in rows]
+
+    def fail_queued(self, job_id: str, error: str) -> Job | None:
+        with self._tx() as cur:
+            rows = self._rows(self._exec(cur, self.q.fail_queued(), {
+                "failed": JobStatus.FAILED.value, "queued": JobStatus.QUEUED.value,
+                "error": clip(error, MAX_TEXT_CHARS, say_length=True), "now": self.clock(), "id": job_id}))
+        return row_to_job(rows[0]) if rows else None
 
     def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
         return self._claim(self.q.claim_one(), dict(self._claim_params(owner, lease_s), id=job_id))
