@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "analyze": (".oneshot", "analyze one text (sentiment and more)"),
     "serve": (".serve", "run the Slack agent and the job executor until SIGINT/SIGTERM"),
     "stats": (".stats", "job analytics from the database"),
+    "dashboard": (".dashboard", "the farm's read-only page (nodes, queue, recent jobs) on loopback"),
 }
 
 PROG = "blender --command slack_ai"

@@ -1,4 +1,5 @@
-"""`--http HOST:PORT` on services: `GET /health` (JSON) and `GET /metrics` (Prometheus text).
+"""`--http HOST:PORT` on services: `GET /health` (JSON), `GET /metrics` (Prometheus text) and
+the farm dashboard (`GET /dashboard`, `/api/farm`: cli/dashboard.py).
 
 A plain `http.server` on a daemon thread: nothing here touches bpy or waits on the main
 thread. `/health` answers 200 when the node can do its job and 503 with the reason when it
@@ -23,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..core.jobs import JobKind, JobStatus
 from ..core.pipeline import EventKind, JobEvent
+from . import dashboard
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +180,11 @@ def _handler_for(health: NodeHealth) -> type[BaseHTTPRequestHandler]:
                 elif self.path.split("?")[0] == "/metrics":
                     health.report()  # refreshes the gauges read at scrape time
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(health.metrics.registry))
+                elif (page := dashboard.route(self.path, lambda: getattr(health.runtime, "store", None))) is not None:
+                    dashboard.send(self, page)  # the read-only farm page and its JSON (cli/dashboard.py)
                 else:
-                    self._send(404, "application/json", b'{"error": "not found: try /health or /metrics"}')
+                    self._send(404, "application/json",
+                               b'{"error": "not found: try /health, /metrics or /dashboard"}')
             except Exception as exc:  # never let a scrape take the node down
                 log.exception("health endpoint failed")
                 self._send(500, "application/json", json.dumps({"error": type(exc).__name__}).encode())
