@@ -39,7 +39,7 @@ from ..core.scene_spec import (
     WorldKind,
     hex_to_linear_rgba,
 )
-from . import compat
+from . import asset_linker, compat
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class BuiltScene:
     job_id: str
     frames: int = 1
     ids: list[Any] = field(default_factory=list)
+    assets: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # loaded assets by source (asset_linker)
     _cleaned: bool = False
 
     def track(self, idblock: Any) -> Any:
@@ -105,6 +106,7 @@ class BuiltScene:
                 continue
             seen.add(ptr)
             alive.append(idblock)
+        self.assets.clear()
         try:
             bpy.data.batch_remove(alive)
         except Exception:
@@ -119,7 +121,8 @@ _COLLECTIONS_BY_TYPE = {
     "Scene": "scenes", "Object": "objects", "Mesh": "meshes", "Material": "materials",
     "World": "worlds", "Camera": "cameras", "Light": "lights", "Action": "actions",
     "Image": "images", "NodeTree": "node_groups", "TextCurve": "curves", "Curve": "curves",
-    "VectorFont": "fonts", "MovieClip": "movieclips",
+    "VectorFont": "fonts", "MovieClip": "movieclips", "Library": "libraries", "Collection": "collections",
+    "Texture": "textures",
 }
 
 
@@ -298,9 +301,14 @@ def _look_rotation(origin: Vector, target: Vector) -> Euler:
 
 def build_object(ospec: ObjectSpec, index: int, built: BuiltScene) -> Any:
     """One mesh or text object with its material, linked into the job's scene."""
+    if ospec.primitive is Primitive.ASSET:
+        return asset_linker.build_asset_object(ospec, index, built)
     label = ospec.name or ospec.primitive.value
     name = f"{label} {index + 1}"
-    material = build_material(ospec.material, f"{built.job_id} {name}", built)
+    if ospec.material.asset is not None:
+        material = asset_linker.asset_material(ospec.material.asset, built)
+    else:
+        material = build_material(ospec.material, f"{built.job_id} {name}", built)
     rotation = [math.radians(a) for a in ospec.rotation_deg.as_tuple()]
     if ospec.primitive is Primitive.TEXT:
         curve = built.track(bpy.data.curves.new(name, type="FONT"))
@@ -333,6 +341,10 @@ def build_floor(spec: SceneSpec, built: BuiltScene) -> Any | None:
 
 def build_world(spec: SceneSpec, built: BuiltScene) -> Any:
     w = spec.world
+    if w.asset is not None:
+        world = asset_linker.asset_world(w.asset, built)
+        built.scene.world = world
+        return world
     world = built.track(bpy.data.worlds.new(f"{built.job_id} world"))
     tree = compat.ensure_node_tree(world)
     background = next((n for n in tree.nodes if n.type == "BACKGROUND"), None) \

@@ -83,12 +83,22 @@ ENV_VARS: dict[str, str] = {
     "SLACK_AI_EVENTS_HTTP": "events_http",
     # Render threads (0: automatic; cores - 1 while a Slack agent is attached).
     "SLACK_AI_RENDER_THREADS": "render_threads",
+    # Blender asset libraries: folders separated by os.pathsep (docs/ASSETS.md).
+    "SLACK_AI_ASSET_LIBRARIES": "asset_libraries",
 }
 
+# Secrets: never posted, logged or written in clear; masked in settings dumps and panels and
+# redacted from every log line and error (with the database password, `Settings.secrets`).
 SECRET_FIELDS = frozenset({
     "slack_bot_token", "slack_app_token", "slack_signing_secret",
-    "abacus_api_key", "openai_api_key", "s3_secret_key", "s3_access_key",
+    "abacus_api_key", "openai_api_key", "s3_secret_key",
 })
+# Identifiers, not secrets, masked in settings dumps, panels and logs only as a courtesy. The S3
+# access key id names a key pair without signing anything (AWS documents it as an
+# identifier), and every presigned S3 link the bot posts to Slack carries it in
+# X-Amz-Credential (docs/SECURITY.md, "Secrets").
+COURTESY_MASKED_FIELDS = frozenset({"s3_access_key"})
+MASKED_FIELDS = SECRET_FIELDS | COURTESY_MASKED_FIELDS
 
 
 def user_data_dir() -> Path:
@@ -154,13 +164,14 @@ class Settings:
     slack_posts_per_second: float = 1.0  # chat.postMessage per channel across the farm
     events_http: str = ""  # HOST:PORT for Slack's Events API over HTTP ("" = Socket Mode only)
     render_threads: int = 0  # 0 = automatic
+    asset_libraries: str = ""  # folders of .blend asset files, separated by os.pathsep (docs/ASSETS.md)
 
     def public_dict(self) -> dict[str, Any]:
         """All settings with secrets masked: safe for logs, panels and Slack."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = mask_secret(value) if f.name in SECRET_FIELDS else value
+            out[f.name] = mask_secret(value) if f.name in MASKED_FIELDS else value
         out["database_url"] = redact_url(self.database_url)
         return out
 
@@ -168,6 +179,10 @@ class Settings:
         """Every secret value that is set (the database password too): for `redact`."""
         values = [v for name in SECRET_FIELDS if (v := getattr(self, name))]
         return values + database_secrets(self.database_url)
+
+    def masked_values(self) -> list[str]:
+        """What log lines hide: the secrets, and the identifiers masked as a courtesy."""
+        return self.secrets() + [v for name in COURTESY_MASKED_FIELDS if (v := getattr(self, name))]
 
     @property
     def admins(self) -> frozenset[str]:
@@ -359,6 +374,9 @@ RULES: dict[str, Rule] = {
                        lambda v: str(v).strip().lower(), empty_ok=True),
     "events_http": Rule("HOST:PORT, e.g. 127.0.0.1:3000, or leave it empty", _host_port, lambda v: str(v).strip(),
                         empty_ok=True),
+    "require_blender": Rule("a Blender version such as 4.2 or 4.2.1, or leave it empty",
+                            lambda v: None if re.fullmatch(r"\d+(\.\d+){0,2}", str(v)) else "is not a version",
+                            lambda v: str(v).strip(), empty_ok=True),
     "require_engine": Rule("one of " + ", ".join(ENGINES) + ", or leave it empty", _one_of(ENGINES, "a render engine"),
                            lambda v: str(v).strip().lower(), empty_ok=True),
     **{name: Rule("a whole number, 0 (no limit) or more", _at_least(0))
@@ -374,9 +392,6 @@ RULES: dict[str, Rule] = {
     "stop_grace_s": Rule(f"{_SECONDS}, 0 or more", _at_least(0)),
     "s3_url_lifetime_s": Rule(f"{_SECONDS} from 1 to {MAX_S3_URL_LIFETIME_S:g} (7 days)",
                               _between(1, MAX_S3_URL_LIFETIME_S)),
-    "require_blender": Rule("a Blender version such as 4.2 or 4.2.1, or leave it empty",
-                            lambda v: None if re.fullmatch(r"\d+(\.\d+){0,2}", str(v)) else "is not a version",
-                            lambda v: str(v).strip(), empty_ok=True),
     "log_level": Rule("one of " + ", ".join(LOG_LEVELS), _one_of(LOG_LEVELS, "a log level"),
                       lambda v: str(v).strip().upper()),
     "default_engine": Rule("one of " + ", ".join(ENGINES), _one_of(ENGINES, "a render engine"),
@@ -401,7 +416,7 @@ def _shown(name: str, value: Any) -> str:
     if name == "database_url" and isinstance(value, str):
         scheme, sep, _rest = value.partition("://")
         return repr(scheme + "://…") if sep else "the value (hidden)"
-    if name in SECRET_FIELDS:
+    if name in MASKED_FIELDS:
         return "the value (hidden)"
     if isinstance(value, str):
         return repr(value)
@@ -520,7 +535,7 @@ def validate_settings(settings: _S, sources: Mapping[str, str] | None = None) ->
     `sources` names where each value came from (missing: "default"). Returns a checked copy.
     """
     sources = sources or {}
-    secrets = [v for n in SECRET_FIELDS if isinstance(v := getattr(settings, n, ""), str) and v]
+    secrets = [v for n in MASKED_FIELDS if isinstance(v := getattr(settings, n, ""), str) and v]
     secrets += database_secrets(settings.database_url)
     values = {f.name: validate_setting(f.name, getattr(settings, f.name), sources.get(f.name, DEFAULT_SOURCE),
                                        cls=type(settings), secrets=secrets)

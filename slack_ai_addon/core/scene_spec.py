@@ -31,6 +31,7 @@ MAX_TIME_LIMIT_S = 3600.0
 MAX_COORD = 1000.0
 MAX_SCALE = 100.0
 MAX_TEXT_LEN = 200
+MAX_ASSET_NAME = 64
 
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
 
@@ -102,6 +103,30 @@ class Primitive(str, Enum):
     PLANE = "plane"
     MONKEY = "monkey"
     TEXT = "text"
+    ASSET = "asset"  # an object or collection from the studio's asset libraries (`ObjectSpec.asset`)
+
+
+class AssetType(str, Enum):
+    """Kinds of marked assets the libraries are indexed for (docs/ASSETS.md)."""
+
+    OBJECT = "object"
+    COLLECTION = "collection"
+    MATERIAL = "material"
+    WORLD = "world"
+    NODE_GROUP = "node_group"
+
+
+class AssetRef(StrictModel):
+    """An asset by its name in the configured libraries; never a path (paths come from the index)."""
+
+    # Every schema-valid answer must validate (strict mode drops string lengths), so an empty
+    # name is not refused here: it names no asset, and the builder says so.
+    name: str = Field(..., max_length=MAX_ASSET_NAME, description="asset name from the asset list")
+    library: str | None = Field(None, max_length=MAX_ASSET_NAME, description="library name; null: any library")
+    type: AssetType | None = Field(None, description="null: any type that fits where the asset is used")
+    append: bool = Field(False, description="copy the asset into the scene instead of linking it")
+    height_m: float | None = Field(None, ge=0.01, le=MAX_SCALE,
+                                   description="objects: scale to this height in metres; null: the asset's own size")
 
 
 class CheckerSpec(StrictModel):
@@ -118,6 +143,7 @@ class MaterialSpec(StrictModel):
     emission_strength: float = Field(0.0, ge=0.0, le=100.0, description="glow; uses base_color")
     transmission: float = Field(0.0, ge=0.0, le=1.0, description="1.0 is clear glass")
     checker: CheckerSpec | None = None
+    asset: AssetRef | None = Field(None, description="a material asset from the libraries; replaces the above")
 
 
 class ObjectSpec(StrictModel):
@@ -128,6 +154,8 @@ class ObjectSpec(StrictModel):
     scale: Scale3 = Field(default_factory=Scale3)
     material: MaterialSpec = Field(default_factory=MaterialSpec)
     text: str | None = Field(None, max_length=MAX_TEXT_LEN, description="body for primitive 'text'")
+    asset: AssetRef | None = Field(None, description="for primitive 'asset' (required there): which one; "
+                                                     "location is where the bottom centre of its bounds stands")
 
 
 class FloorKind(str, Enum):
@@ -155,6 +183,7 @@ class WorldSpec(StrictModel):
     color: str = Field("#30343c", pattern=HEX_COLOR, description="background, or zenith for sky")
     horizon_color: str = Field("#b8c4d6", pattern=HEX_COLOR, description="used by 'sky'")
     strength: float = Field(1.0, ge=0.0, le=20.0)
+    asset: AssetRef | None = Field(None, description="a world asset from the libraries; replaces the above")
 
 
 class LightType(str, Enum):
@@ -253,6 +282,14 @@ class SceneSpec(StrictModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def asset_refs(self) -> list[AssetRef]:
+        """Every asset the spec uses: objects, object materials and the world."""
+        refs = [o.asset for o in self.objects if o.asset is not None]
+        refs += [o.material.asset for o in self.objects if o.material.asset is not None]
+        if self.world.asset is not None:
+            refs.append(self.world.asset)
+        return refs
 
 
 class SpecError(ValueError):

@@ -62,6 +62,8 @@ GROUPS: dict[str, tuple[str, tuple[str, ...], tuple[PrefField, ...]]] = {
     )),
     "storage": ("Storage", ("s3",), (
         PrefField("output_dir", "Output Folder", "Where renders are written; empty: the user data folder"),
+        PrefField("asset_libraries", "Asset Libraries",
+                  "Folders of .blend asset files for requests, separated by the system's path separator"),
         PrefField("s3_endpoint_url", "S3 Endpoint", "S3 or MinIO endpoint URL; empty: AWS"),
         PrefField("s3_access_key", "S3 Access Key", "Access key id", True),
         PrefField("s3_secret_key", "S3 Secret Key", "Secret access key", True),

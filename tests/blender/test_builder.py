@@ -12,10 +12,11 @@ from .helpers import datablock_counts, make_spec
 
 pytestmark = pytest.mark.blender
 
+SHAPES = [p for p in Primitive if p is not Primitive.ASSET]  # assets: tests/blender/test_assets.py
 VARIED_SPECS = [
     {"objects": [{"primitive": p.value, "location": {"x": i - 4.0, "z": 0.5}, "text": "Hi" if p is Primitive.TEXT
                   else None, "material": {"checker": {"color2": "#000000", "scale": 4}} if i % 3 == 0 else {}}
-                 for i, p in enumerate(Primitive)],
+                 for i, p in enumerate(SHAPES)],
      "floor": {"kind": "grid"}, "world": {"kind": "sky"}},
     {"animation": {"kind": "turntable", "frames": 2}, "output": {"format": "gif"}, "floor": {"kind": "checkered"}},
     {"animation": {"kind": "spin", "frames": 2}, "output": {"format": "mp4"}, "lighting": {"rig": "sunset"}},
@@ -57,7 +58,7 @@ def test_build_tracks_every_new_datablock_and_cleanup_removes_them() -> None:
     before = datablock_counts()
     built = builder.build_scene(make_spec(**VARIED_SPECS[0]), "job-a")
     grown = {k: v - before[k] for k, v in datablock_counts().items() if v != before[k]}
-    assert grown["objects"] >= len(Primitive) + 2 and grown["meshes"] >= len(Primitive)
+    assert grown["objects"] >= len(SHAPES) + 2 and grown["meshes"] >= len(SHAPES)
     assert sum(grown.values()) == len({i.as_pointer() for i in built.ids})
     assert built.scene != bpy.context.scene
     built.cleanup()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Callable
 
+from ...assets.match import AssetMatcher
+from ...assets.service import current_matcher
 from ...core.pipeline import Interpretation
 from ...core.scene_spec import (
     MAX_OBJECTS,
@@ -15,6 +18,7 @@ from ...core.scene_spec import (
     parse_scene_spec,
 )
 from ...textutil import defuse_markup, fit_request
+from .assets import unknown_asset_notes
 from .edit import apply_edit
 from .layout import Arrangement, layout_objects
 from .objects import Group, expand_groups, name_objects
@@ -36,6 +40,17 @@ class OfflineInterpreter:
 
     provider = PROVIDER
 
+    def __init__(self, assets: Callable[[], AssetMatcher] | None = None) -> None:
+        # The studio's asset libraries (docs/ASSETS.md): the process's current index unless given.
+        self._assets = assets if assets is not None else current_matcher
+
+    def _matcher(self) -> AssetMatcher | None:
+        try:
+            return self._assets()
+        except Exception:  # the index is an extra: requests for primitives work without it
+            log.warning("asset index unavailable", exc_info=True)
+            return None
+
     def interpret(self, text: str, *, previous: SceneSpec | None = None,
                   correlation_id: str = "") -> Interpretation:
         """Text (or an edit of `previous`) to a spec. Raises SpecError for unusable input."""
@@ -44,9 +59,11 @@ class OfflineInterpreter:
         warnings = [cut] if cut else []
         if not original.strip():
             raise SpecError(f"There is nothing to render: tell me what you want, e.g. {EXAMPLE}.", ["request"])
-        parse = Parse(original, previous)
+        matcher = self._matcher()
+        parse = Parse(original, previous, assets=matcher)
         parse.warnings.extend(warnings)
         parse.parse_output()
+        parse.parse_assets()
         parse.parse_motion()
         parse.parse_camera()
         parse.parse_floor()
@@ -60,6 +77,10 @@ class OfflineInterpreter:
         else:
             apply_edit(parse, groups, previous, seed)
         not_understood = parse.leftovers()
+        if matcher:
+            parse.notes.extend(unknown_asset_notes(matcher, not_understood))
+        for obj in parse.data["objects"]:
+            obj.pop("_asset_half", None)  # layout's, when an edit did not lay out again
         spec, clamp_warnings = parse_scene_spec(parse.data)
         parse.warnings.extend(clamp_warnings)
         log.debug("offline interpretation", extra={"correlation_id": correlation_id,
@@ -74,6 +95,10 @@ class OfflineInterpreter:
         groups = [g for g in groups if g.count > 0]
         if not groups:
             leftovers = parse.leftovers()
+            suggestions = unknown_asset_notes(parse.assets, leftovers) if parse.assets else []
+            if suggestions:
+                raise SpecError(f"I could not find anything to render: {'; '.join(suggestions)}. "
+                                "`/blender assets` lists the assets.", ["objects"])
             hint = f" (I did not understand: {defuse_markup(hint_text(leftovers))})" if leftovers else ""
             raise SpecError(f'I could not find anything to render in "{shorten(defuse_markup(parse.text))}"{hint}; '
                             f"try {EXAMPLE}. Shapes I know: cube, sphere, ico sphere, cylinder, cone, torus, "

@@ -69,6 +69,16 @@ def half_extents(primitive: Primitive, scale: tuple[float, float, float], text: 
     return (hx * scale[0], hy * scale[1], hz * scale[2])
 
 
+def _half_of(o: dict[str, Any]) -> tuple[float, float, float]:
+    """Half extents of an object dict; assets carry theirs (from the index) in "_asset_half"."""
+    scale = tuple(o["scale"].values())
+    base = o.pop("_asset_half", None)
+    if o["primitive"] == "asset":
+        hx, hy, hz = base or (0.5, 0.5, 0.5)
+        return (hx * scale[0], hy * scale[1], hz * scale[2])
+    return half_extents(Primitive(o["primitive"]), scale, o.get("text"))
+
+
 def _rest_z(p: Placed, base: float = 0.0) -> float:
     return base + (p.half[2] if p.half[2] > 0 else PLANE_LIFT)
 
@@ -224,8 +234,7 @@ def layout_objects(data: dict[str, Any], arrangement: Arrangement | None, seed: 
     if arrangement is Arrangement.ROW and any("_side" in o for o in objects):
         objects.sort(key=lambda o: o.get("_side", 0))
     center_idx = next((k for k, o in enumerate(objects) if o.get("_center")), None)
-    placed = [Placed(half_extents(Primitive(o["primitive"]), tuple(o["scale"].values()), o.get("text")))
-              for o in objects]
+    placed = [Placed(_half_of(o)) for o in objects]
     ring = [p for k, p in enumerate(placed) if k != center_idx]
     center = placed[center_idx] if center_idx is not None and arrangement is Arrangement.CIRCLE else None
     if center is None:
@@ -233,7 +242,10 @@ def layout_objects(data: dict[str, Any], arrangement: Arrangement | None, seed: 
     arrange(ring, arrangement, center=center, seed=seed)
     floating = data["floor"]["kind"] == "none" and arrangement is not Arrangement.STACK
     for o, p in zip(objects, placed, strict=True):
-        o["location"] = {"x": round(p.x, 4), "y": round(p.y, 4), "z": round(p.z + (0.3 if floating else 0.0), 4)}
+        # An asset's location is where the bottom of its bounds stands, not its centre.
+        bottom = p.half[2] if o["primitive"] == "asset" else 0.0
+        o["location"] = {"x": round(p.x, 4), "y": round(p.y, 4),
+                         "z": round(p.z - bottom + (0.3 if floating else 0.0), 4)}
         if arrangement is Arrangement.SCATTER:
             o["rotation_deg"]["z"] = round(p.rot_z, 2)
         elif o["rotation_deg"]["z"]:

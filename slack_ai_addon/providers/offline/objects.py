@@ -36,6 +36,7 @@ class Mods:
     stretch: tuple[float, float, float] | None = None
     side: int | None = None
     shade: str | None = None  # "a dark cube": a shade word with no colour name shades the default
+    asset_material: dict[str, Any] | None = None  # "with the neon green material" (an AssetRef's fields)
     words: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
@@ -45,7 +46,7 @@ class Mods:
         """These modifiers overridden by the ones in `later` that are set."""
         out = replace(self, words=[*self.words, *later.words])
         for name in ("color", "metallic", "roughness", "emission", "transmission", "material_color", "size",
-                     "relative_size", "stretch", "side", "shade"):
+                     "relative_size", "stretch", "side", "shade", "asset_material"):
             value = getattr(later, name)
             if value is not None:
                 setattr(out, name, value)
@@ -66,6 +67,7 @@ class Group:
     center: bool = False  # "spheres AROUND a cube"
     selector_color: str | None = None  # edits: "the RED cube" picks red cubes
     set_count: bool = False  # edits: "make it 3 cubes", "only one cube", "3 cubes instead" set the count
+    asset: dict[str, Any] | None = None  # Primitive.ASSET: the AssetRef's fields
 
 
 # ------------------------------------------------------------------------ building objects
@@ -85,6 +87,8 @@ def make_material(mods: Mods, base: dict[str, Any] | None = None) -> dict[str, A
                        ("emission_strength", mods.emission), ("transmission", mods.transmission)):
         if value is not None:
             mat[key] = value
+    if mods.asset_material is not None:
+        mat["asset"] = dict(mods.asset_material)
     if mods.checker:
         mat["checker"] = {"color2": "#1a1a1a" if color_distance(mat["base_color"], "#1a1a1a") > 80 else "#f0f0f0",
                           "scale": 8.0}
@@ -111,11 +115,13 @@ def make_scale(mods: Mods, base: tuple[float, float, float] = (1.0, 1.0, 1.0)) -
 
 def object_name(obj: dict[str, Any]) -> str:
     prim = str(obj["primitive"])
+    if prim == "asset" and obj.get("asset"):
+        return str(obj["asset"]["name"]).lower()[:56]
     return "text" if prim == "text" else prim.replace("_", " ")
 
 
 def new_object(prim: Primitive, mods: Mods, text: str | None = None,
-                template: dict[str, Any] | None = None) -> dict[str, Any]:
+                template: dict[str, Any] | None = None, asset: dict[str, Any] | None = None) -> dict[str, Any]:
     base = (template["scale"]["x"], template["scale"]["y"], template["scale"]["z"]) if template else (1.0, 1.0, 1.0)
     scale = make_scale(mods, base)
     obj: dict[str, Any] = {
@@ -127,6 +133,13 @@ def new_object(prim: Primitive, mods: Mods, text: str | None = None,
     }
     if mods.side is not None:
         obj["_side"] = mods.side
+    if prim is Primitive.ASSET:
+        ref = dict(asset or (template or {}).get("asset") or {})
+        half = ref.pop("_half", None)
+        if half is not None:
+            obj["_asset_half"] = half
+        obj["asset"] = ref
+        obj["name"] = object_name(obj)
     return obj
 
 
@@ -142,7 +155,7 @@ def expand_groups(parse: Parse, groups: list[Group], room: int) -> list[dict[str
             if len(objects) >= room:
                 return objects
             prim = g.primitive or GENERIC_MIX[k % len(GENERIC_MIX)]
-            obj = new_object(prim, g.mods, g.text)
+            obj = new_object(prim, g.mods, g.text, asset=g.asset)
             if g.center:
                 obj["_center"] = True
             objects.append(obj)

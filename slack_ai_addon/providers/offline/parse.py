@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...assets.match import AssetHit, AssetMatcher
 from ...core.scene_spec import (
     MAX_FPS,
     MAX_FRAMES,
@@ -29,6 +30,7 @@ from ...core.scene_spec import (
     SceneSpec,
     SpecError,
 )
+from .assets import asset_ref, object_ref, parse_assets
 from .colors import MAX_COLOR_WORDS, color_distance, lookup_color
 from .edit import edit_verb
 from .layout import Arrangement
@@ -65,7 +67,7 @@ EXAMPLE = '"a red cube on a checkered floor"'
 # --------------------------------------------------------------------------- the parser
 
 class Parse:
-    def __init__(self, text: str, previous: SceneSpec | None) -> None:
+    def __init__(self, text: str, previous: SceneSpec | None, assets: AssetMatcher | None = None) -> None:
         self.text = text
         self.previous = previous
         self.edit = previous is not None
@@ -86,6 +88,15 @@ class Parse:
         self.draft = False
         self.leftover_mods = Mods()  # edits: modifiers with no object named apply to all
         self.set_total: int | None = None  # edits: "5 of them" sets the number of objects
+        # Asset phrases found by parse_assets (offline/assets.py), by their first token.
+        self.assets = assets
+        self.asset_objects: dict[int, tuple[AssetHit, int, float | None]] = {}
+        self.asset_materials: dict[int, tuple[AssetHit, int]] = {}
+        self.asset_append = False
+
+    def parse_assets(self) -> None:
+        if self.assets is not None:
+            parse_assets(self, self.assets)
 
     # ---------------------------------------------------------------- helpers
     def warn(self, message: str) -> None:
@@ -111,6 +122,9 @@ class Parse:
 
     def shape_at(self, i: int) -> tuple[Primitive | None, bool, int] | None:
         """(primitive, plural, end) of a shape noun at i; primitive None for a generic plural."""
+        if i in self.asset_objects:
+            hit, end, _height = self.asset_objects[i]
+            return Primitive.ASSET, hit.plural, end
         for n in (3, 2, 1):
             phrase = tuple(self.toks.w(i + k) for k in range(n))
             if all(self.toks.free(i + k) for k in range(n)) and phrase in SHAPE_WORDS:
@@ -885,7 +899,13 @@ class Parse:
                 pending = Mods()
 
         while i < n:
-            if not t.free(i):
+            if i in self.asset_materials:  # "with the neon green material": a modifier
+                hit, end = self.asset_materials[i]
+                pending.asset_material = asset_ref(hit.entry, append=self.asset_append)
+                pending.words.append(hit.entry.name)
+                i = end
+                continue
+            if not t.free(i) and i not in self.asset_objects:
                 i += 1
                 continue
             w = t.w(i)
@@ -907,7 +927,8 @@ class Parse:
                 i = end
                 continue
             shape = self.shape_at(i)
-            if shape is not None and groups and last_shape_end == i and groups[-1].primitive is shape[0]:
+            if shape is not None and groups and last_shape_end == i and groups[-1].primitive is shape[0] \
+                    and shape[0] is not Primitive.ASSET:
                 # "a suzanne monkey head": two names for one object.
                 t.take(i, shape[2])
                 i = last_shape_end = shape[2]
@@ -926,6 +947,8 @@ class Parse:
                 definite = pending_definite and pending_count is None
                 group = Group(prim, count, pending, label=" ".join(t.w(k) for k in range(i, end)),
                                definite=definite, explicit_count=explicit)
+                if prim is Primitive.ASSET:
+                    group.asset = object_ref(self, i)
                 if self.edit and definite:
                     # In an edit, words before "the ... cube" pick objects; words after change them.
                     group.selector_color, group.mods = pending.color, Mods()
@@ -951,7 +974,7 @@ class Parse:
                 # "a red cube and a blue one": the same shape again.
                 last = groups[-1]
                 groups.append(Group(last.primitive, 1 if w == "one" else DEFAULT_PLURAL_COUNT, pending,
-                                     text=last.text, label=last.label))
+                                     text=last.text, label=last.label, asset=last.asset))
                 t.take(i, i + 1)
                 pending, pending_count, stale = Mods(), None, False
                 i += 1

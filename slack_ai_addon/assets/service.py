@@ -1,0 +1,76 @@
+"""The process's current asset index, shared by the interpreter, the builder and Slack.
+
+`configure()` picks the libraries (settings plus Blender's own, which only Blender-side code
+can read and pass in); `current_index()` configures from the environment and TOML on first
+use. Reading (`entries`, `current_matcher`) works on any thread; refreshing reads .blend
+files with bpy and belongs on Blender's main thread (`blender/asset_reader.refresh_assets`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..core.config import ConfigError, Settings, load_settings, user_data_dir
+from .index import AssetIndex, library_roots
+from .match import AssetMatcher
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_index: AssetIndex | None = None
+_matcher: tuple[int, AssetMatcher] | None = None
+
+
+def default_cache_path() -> Path:
+    return user_data_dir() / "assets" / "index.json"
+
+
+def configure(settings: Settings | None = None, *, folders: str | None = None,
+              blender_libraries: Iterable[tuple[str, str]] = (), cache_path: Path | None = None) -> AssetIndex:
+    """Make (and return) the current index for these libraries; the cache is loaded, not refreshed."""
+    global _index, _matcher
+    configured = folders if folders is not None else (settings.asset_libraries if settings else "")
+    index = AssetIndex(library_roots(configured, blender_libraries), cache_path or default_cache_path())
+    with _lock:
+        _index, _matcher = index, None
+    if index.libraries:
+        log.info("asset libraries: %s", ", ".join(f"{lib.name} ({lib.root})" for lib in index.libraries))
+    return index
+
+
+def current_index() -> AssetIndex:
+    """The current index; configured from the environment and config file on first use."""
+    with _lock:
+        index = _index
+    if index is not None:
+        return index
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        log.warning("asset libraries not configured: %s", exc)
+        settings = Settings()
+    return configure(settings)
+
+
+def current_matcher() -> AssetMatcher:
+    """A matcher over the current index's snapshot (rebuilt only when the index changed)."""
+    global _matcher
+    index = current_index()
+    with _lock:
+        cached = _matcher
+    if cached is not None and cached[0] == index.version:
+        return cached[1]
+    matcher = AssetMatcher(index.entries())
+    with _lock:
+        _matcher = (index.version, matcher)
+    return matcher
+
+
+def reset() -> None:
+    """Forget the current index (tests; a settings change)."""
+    global _index, _matcher
+    with _lock:
+        _index, _matcher = None, None
