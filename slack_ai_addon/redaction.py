@@ -51,19 +51,29 @@ def mask_secret(value: Any) -> str:
     return text[:5] + "…" if len(text) > 12 else "…"
 
 
+def _userinfo(url: str) -> tuple[str, str, str] | None:
+    """(scheme, userinfo, the rest after it) of `scheme://userinfo@rest`, or None without a
+    userinfo. The userinfo runs to the LAST `@`: a password may hold `@`, `#`, `?`, `/` or
+    `:` unencoded (urllib would end the host at the first `#`, `?` or `/` and show the rest
+    of such a password as the host or path), while `@` is never legal in a host or port."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    userinfo, _, after = rest.rpartition("@")
+    return scheme, userinfo, after
+
+
 def redact_url(url: str) -> str:
-    """`scheme://user:secret@host/db` -> `scheme://user:***@host/db`; anything else unchanged."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not a URL urllib can read (a stray "[" in the host): mask the whole userinfo
-        scheme, sep, rest = url.partition("://")
-        return f"{scheme}{sep}{URL_MASK}@{rest.rpartition('@')[2]}" if sep and "@" in rest else url
-    if password is None:
+    """`scheme://user:secret@host/db` -> `scheme://user:***@host/db`; anything else unchanged.
+    The password is everything from the first `:` of the userinfo to the last `@`."""
+    parts = _userinfo(url)
+    if parts is None:
         return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return url.replace(parts.netloc, f"{user}:{URL_MASK}@{hostport}", 1)
+    scheme, userinfo, after = parts
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
+        return url
+    return f"{scheme}://{user}:{URL_MASK}@{after}"
 
 
 @dataclass(frozen=True)
@@ -88,15 +98,26 @@ class DatabaseUrl:
 
 def split_database_url(url: str) -> DatabaseUrl:
     """The parts of a database URL. Raises ValueError (with the password masked) when the
-    URL cannot be read; whether the parts make a usable database is the backend's call."""
+    URL cannot be read; whether the parts make a usable database is the backend's call.
+
+    The userinfo runs to the last `@` (see `_userinfo`), so a password with an unencoded
+    `@`, `#`, `?`, `/` or `:` is taken whole; percent-escapes (`%40` for `@`) are decoded
+    for the driver. A database name or option holding `@` must be percent-encoded."""
     if url.startswith("sqlite:///"):
         return DatabaseUrl(scheme="sqlite", path=url[len("sqlite:///"):])
-    parts = urlsplit(url)
+    user = raw_password = ""
+    parts = _userinfo(url)
+    if parts is not None:
+        scheme, userinfo, after = parts
+        user, _, raw_password = userinfo.partition(":")
+        url_without_userinfo = f"{scheme}://{after}"
+    else:
+        url_without_userinfo = url
+    split = urlsplit(url_without_userinfo)
     try:
-        port = parts.port
+        port = split.port
     except ValueError:
         raise ValueError(f"the port of {redact_url(url)!r} is not a number") from None
-    return DatabaseUrl(scheme=parts.scheme, host=parts.hostname or "", port=port,
-                       user=unquote(parts.username or ""), password=unquote(parts.password or ""),
-                       raw_password=parts.password or "", database=unquote(parts.path.strip("/")),
-                       options=dict(parse_qsl(parts.query)))
+    return DatabaseUrl(scheme=split.scheme, host=split.hostname or "", port=port, user=unquote(user),
+                       password=unquote(raw_password), raw_password=raw_password,
+                       database=unquote(split.path.strip("/")), options=dict(parse_qsl(split.query)))

@@ -4,7 +4,8 @@ Services (`serve`, farm workers) write one JSON object per line to stderr, the w
 shipper wants them: time, level, logger, message, node, and the job's `job_id` and
 `correlation_id` when a record is about a job. Interactive commands write short text.
 Every record passes one redaction filter first: Slack and LLM key shapes and every
-configured secret (the database password included) never reach a log line.
+configured secret (the database password included) never reach a log line; the S3 access
+key id, an identifier rather than a secret, is hidden too, as a courtesy.
 """
 
 from __future__ import annotations
@@ -97,4 +98,4 @@ def service_logging(settings: Any, *, fmt_flag: str = "") -> None:
     """What `serve` and the farm workers call: JSON unless told otherwise, the settings' level."""
     fmt = fmt_flag or settings.log_format or "json"
     configure_logging(level=settings.log_level, fmt=fmt, node=settings.resolved_node_id(),
-                      secrets=settings.secrets())
+                      secrets=settings.masked_values())
