@@ -1,6 +1,8 @@
 """Shared test setup: tests talk only to loopback fakes, never to real services."""
 
 import os
+import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,3 +19,24 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The embedded defaults write to the user data folder: keep each test's apart."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "invalid_payloads: the test sends payloads the fake Slack refuses on purpose")
+
+
+@pytest.fixture(autouse=True)
+def _slack_payloads_valid(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test during which any fake Slack server refused a payload (invalid_blocks, a
+    bad view or bad stream chunks): whatever the agent sends must pass slack_sdk's block
+    models as the fake checks them. Costs nothing for tests that start no fake Slack."""
+    block_kit = sys.modules.get("headless_runner.sandbox.block_kit")
+    start = block_kit.refusals_since(1 << 62)[0] if block_kit is not None else 0
+    yield
+    block_kit = sys.modules.get("headless_runner.sandbox.block_kit")
+    if block_kit is None or request.node.get_closest_marker("invalid_payloads") is not None:
+        return
+    _, refused = block_kit.refusals_since(start)
+    if refused:
+        lines = [f"{r.method}: {r.error}: {'; '.join(r.errors[:3])}" for r in refused[:5]]
+        pytest.fail("the fake Slack refused payloads as Slack would:\n" + "\n".join(lines), pytrace=False)

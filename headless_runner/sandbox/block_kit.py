@@ -8,6 +8,9 @@ response_url handler. docs/TESTING.md lists where each limit comes from.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
@@ -24,6 +27,33 @@ CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A payload the fake refused as Slack would (invalid_blocks, a bad view, bad chunks)."""
+
+    method: str
+    error: str
+    errors: tuple[str, ...]
+    at: float
+
+
+# Every refusal of every fake server in this process, for the test suite's check that the
+# agent never sends a payload Slack would refuse (tests/conftest.py reads it after each test).
+_refusals: list[Refusal] = []
+_refusals_lock = threading.Lock()
+
+
+def record_refusal(method: str, error: str, errors: list[str]) -> None:
+    with _refusals_lock:
+        _refusals.append(Refusal(method, error, tuple(errors), time.time()))
+
+
+def refusals_since(index: int) -> tuple[int, list[Refusal]]:
+    """The refusals recorded after position `index`, and the position to ask from next."""
+    with _refusals_lock:
+        return len(_refusals), list(_refusals[index:])
+
+
 class ApiError(Exception):
     """A Web API error answer: `{"ok": false, "error": error, **extra}`."""
 
@@ -34,7 +64,7 @@ class ApiError(Exception):
 
 
 
-def parse_blocks(value: Any) -> list[Any] | None:
+def parse_blocks(value: Any, method: str = "message") -> list[Any] | None:
     """The message's blocks, or ApiError exactly as Slack refuses them."""
     if value is None or value == "":
         return None
@@ -47,12 +77,13 @@ def parse_blocks(value: Any) -> list[Any] | None:
         raise ApiError("invalid_blocks_format")
     errors = block_kit_errors(value)
     if errors:
+        record_refusal(method, "invalid_blocks", errors)
         raise ApiError("invalid_blocks", errors=errors,
                         response_metadata={"messages": [f"[ERROR] {e}" for e in errors]})
     return value
 
 
-def block_kit_errors(blocks: list[Any]) -> list[str]:
+def block_kit_errors(blocks: list[Any], *, most: int = MAX_BLOCKS) -> list[str]:
     """What Slack finds wrong with a message's blocks, worded as Slack words it: a problem
     followed by a JSON pointer into the request, e.g.
     "must be less than 3001 characters [json-pointer:/blocks/0/text/text]". The length and
@@ -65,8 +96,8 @@ def block_kit_errors(blocks: list[Any]) -> list[str]:
     everything nested in it), which know each block type's fields and limits.
     """
     errors: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(blocks) > most:
+        errors.append(f"no more than {most} items allowed [json-pointer:/blocks]")
     seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
         at = f"/blocks/{i}"

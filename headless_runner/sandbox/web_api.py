@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .ai_apps import AiAppMethods
 from .block_kit import ApiError, parse_blocks
 from .workspace import RESPONSE_URL_MAX_USES, RESPONSE_URL_TTL_S, Options, UploadedFile, Workspace
 
@@ -72,6 +73,14 @@ METHOD_RATE_LIMITS: dict[str, tuple[RateLimit, ...]] = {
     "files.getUploadURLExternal": TIER_4,
     "files.completeUploadExternal": TIER_4,
     "files.info": TIER_4,
+    # ASSUMPTION: the tiers of the AI-app methods (Slack lists them without figures we could
+    # confirm): appends are the frequent call; start/stop as often as chat.update.
+    "chat.startStream": TIER_3,
+    "chat.appendStream": TIER_4,
+    "chat.stopStream": TIER_3,
+    "views.publish": TIER_4,
+    "assistant.threads.setSuggestedPrompts": TIER_4,
+    "assistant.threads.setStatus": TIER_4,
 }
 
 
@@ -102,7 +111,7 @@ class _Fault:
 
 
 
-class WebApi:
+class WebApi(AiAppMethods):
     """Slack's HTTP side for one workspace. Handlers run on the server's event loop; state
     changes happen under the workspace lock."""
 
@@ -278,7 +287,7 @@ class WebApi:
     def _api_chat_postMessage(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         channel_id = self._require_channel(params)
         text = _str_or_none(params.get("text"))
-        blocks = parse_blocks(params.get("blocks"))
+        blocks = parse_blocks(params.get("blocks"), "chat.postMessage")
         if not text and not blocks and not params.get("attachments"):
             raise ApiError("no_text")
         if text and len(text) > POST_MESSAGE_MAX_CHARS:
@@ -303,7 +312,7 @@ class WebApi:
         if message.get("bot_id") != self.ws.bot_id:
             raise ApiError("cant_update_message")
         text = _str_or_none(params.get("text"))
-        blocks = parse_blocks(params.get("blocks"))
+        blocks = parse_blocks(params.get("blocks"), "chat.update")
         if text is None and blocks is None:
             raise ApiError("no_text")
         if text and len(text) > UPDATE_MESSAGE_MAX_CHARS:
@@ -327,7 +336,7 @@ class WebApi:
         if not user:
             raise ApiError("user_not_in_channel")
         text = _str_or_none(params.get("text"))
-        blocks = parse_blocks(params.get("blocks"))
+        blocks = parse_blocks(params.get("blocks"), "chat.postEphemeral")
         if not text and not blocks:
             raise ApiError("no_text")
         ts = self.ws.next_ts()
@@ -506,7 +515,7 @@ class WebApi:
         blocks_error = ""
         blocks: list[Any] | None = None
         try:
-            blocks = parse_blocks(body.get("blocks") if isinstance(body, dict) else None)
+            blocks = parse_blocks(body.get("blocks") if isinstance(body, dict) else None, "response_url")
         except ApiError as exc:
             blocks_error = exc.error
         with self.ws.changed:

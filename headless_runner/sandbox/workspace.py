@@ -108,6 +108,14 @@ class Workspace:
         self.response_urls: dict[str, ResponseUrl] = {}
         self.response_url_posts: list[dict[str, Any]] = []
         self.reactions: list[dict[str, Any]] = []
+        # AI-app surfaces (ai_apps.py): open and closed streams, home tabs, assistant threads.
+        self.streams: dict[tuple[str, str], dict[str, Any]] = {}
+        # ASSUMPTION: a streamed message stays open about five minutes after it starts (seen
+        # by others as ~306 s); appends do not extend it, later calls are refused.
+        self.stream_lifetime_s = 300.0
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.suggested_prompts: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
         for channel_id, name, is_im in (("C0GENERAL", "general", False), ("C0RENDERS", "renders", False),
                                          ("D0SANDBOX", "blender", True)):
             self._add_channel(channel_id, name, is_im)
@@ -220,7 +228,9 @@ class Workspace:
                 channels.append({**channel, "messages": messages})
             return {"team": {"id": self.team_id, "domain": self.team_domain},
                     "bot": {"user_id": self.bot_user_id, "bot_id": self.bot_id, "name": self.bot_name},
-                    "channels": channels, "ephemerals": copy.deepcopy(self.ephemerals)}
+                    "channels": channels, "ephemerals": copy.deepcopy(self.ephemerals),
+                    "home_views": copy.deepcopy(self.home_views),
+                    "suggested_prompts": copy.deepcopy(self.suggested_prompts[-1:])}
 
     # ------------------------------------------------------------------ files
 

@@ -192,6 +192,7 @@ TOO_LONG_SECTION = "must be less than 3001 characters [json-pointer:/blocks/0/te
 TOO_MANY_BLOCKS = "no more than 50 items allowed [json-pointer:/blocks]"
 
 
+@pytest.mark.invalid_payloads
 @pytest.mark.parametrize("method", ["chat.postMessage", "chat.update", "chat.postEphemeral"])
 def test_oversized_section_is_refused_with_invalid_blocks(srv: FakeSlackServer, web: WebClient,
                                                           method: str) -> None:
@@ -209,6 +210,7 @@ def test_oversized_section_is_refused_with_invalid_blocks(srv: FakeSlackServer, 
     assert [m["text"] for m in srv.channel_messages(C)] == ["placeholder"] and srv.ephemerals == []
 
 
+@pytest.mark.invalid_payloads
 def test_fifty_one_blocks_are_refused(srv: FakeSlackServer, web: WebClient) -> None:
     data = _refusal(lambda: web.chat_postMessage(channel=C, text="many",
                                                  blocks=[_section(f"row {i}") for i in range(51)]))
@@ -237,6 +239,7 @@ def test_a_message_at_every_limit_is_accepted(srv: FakeSlackServer, web: WebClie
     assert updated["ok"] is True
 
 
+@pytest.mark.invalid_payloads
 @pytest.mark.parametrize(("blocks", "expected"), [
     # Wording as real Slack answered these (docs/TESTING.md).
     ([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}],
@@ -251,6 +254,7 @@ def test_documented_block_limits_with_slacks_wording(srv: FakeSlackServer, web: 
     assert data["error"] == "invalid_blocks" and expected in data["errors"]
 
 
+@pytest.mark.invalid_payloads
 @pytest.mark.parametrize(("blocks", "pointer"), [
     ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], "/blocks/0/text/text"),
     ([_section("ok"), {"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}],
@@ -279,6 +283,7 @@ def test_blocks_that_are_not_json_are_invalid_blocks_format(srv: FakeSlackServer
     assert data["error"] == "invalid_blocks_format"
 
 
+@pytest.mark.invalid_payloads
 def test_response_url_with_too_many_blocks_is_not_shown(srv: FakeSlackServer) -> None:
     srv.send_slash_command("/render", "a cube", user_id="U1", channel_id=C)
     delivery = srv.wait_for(lambda: srv.deliveries, what="the slash command")[0]
