@@ -39,14 +39,26 @@ def preference_libraries() -> list[tuple[str, str]]:
         return []
 
 
+def evaluated_matrix(obj: Any) -> Any:
+    """The object's world matrix from its own transform and its parents' (what a render will
+    use). `matrix_world` is not it: for an object no scene ever evaluated (a library asset
+    saved with `libraries.write`), it is whatever was stored, often the identity."""
+    m = obj.matrix_basis.copy()
+    child, parent, depth = obj, obj.parent, 0
+    while parent is not None and depth < 64:
+        m = parent.matrix_basis @ child.matrix_parent_inverse @ m
+        child, parent, depth = parent, parent.parent, depth + 1
+    return m
+
+
 def world_bounds(objects: Any, offset: Vector | None = None) -> list[float] | None:
-    """[minx, miny, minz, maxx, maxy, maxz] of objects in their saved world space (minus
+    """[minx, miny, minz, maxx, maxy, maxz] of objects in their world space (minus
     `offset`, a collection's instance offset). Mesh vertices where there are any (exact, and
     needs no depsgraph), else the object's bounding box; empties count as nothing."""
     lo = [float("inf")] * 3
     hi = [float("-inf")] * 3
     for obj in objects:
-        m = obj.matrix_world
+        m = evaluated_matrix(obj)
         points: list[Any]
         if obj.type == "MESH" and obj.data is not None and len(obj.data.vertices):
             points = [m @ v.co for v in obj.data.vertices]
@@ -122,14 +134,15 @@ def read_blend(path: Path, previews_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def refresh_assets(index: AssetIndex | None = None, *, budget_s: float | None = None) -> RefreshReport:
-    """Refresh the current (or given) index on the main thread; previews for assets without
-    one are rendered within what is left of the budget."""
+def refresh_assets(index: AssetIndex | None = None, *, budget_s: float | None = None,
+                   previews: bool = True) -> RefreshReport:
+    """Refresh the current (or given) index on the main thread; with `previews`, previews for
+    assets without one are rendered within what is left of the budget."""
     index = index or service.current_index()
     start = time.perf_counter()
     report = index.refresh(read_blend, budget_s=budget_s)
     left = None if budget_s is None else max(0.0, budget_s - (time.perf_counter() - start))
-    if left is None or left > 0.2:
+    if previews and (left is None or left > 0.2):
         from .asset_previews import render_missing_previews
 
         if render_missing_previews(index, budget_s=left):
