@@ -14,6 +14,14 @@ that says in `Retry-After` how long to wait. Two layers deal with them:
   newest content per message and sends it when the message's slot comes; a 429 that
   outlasts the client's retries pushes the slot back by `Retry-After`, and the content
   that is newest by then is what gets sent.
+- The farm's budget (storage/db/budget.py) is shared by every node on the database: an
+  important send (placeholder, stage change, final) takes a token first, a final waits
+  for one (`FINAL_WAIT_S`, then it goes anyway and the client's 429 retry covers it), and
+  frame progress is sent only when the bucket holds more than the reserve; otherwise it
+  stays pending, newest content wins, and it is tried again when a token may be there.
+
+Every Web API attempt (retries included) is reported to the listeners registered with
+`add_call_listener` (the node's Prometheus counters of calls and 429s by method).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,7 +51,11 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
+from ..storage.db.budget import Priority, SlackBudget
+
 log = logging.getLogger(__name__)
+
+FINAL_WAIT_S = 60.0  # the longest a final result waits for the farm's budget (one Slack window)
 
 MAX_RETRIES = 3  # retries after the first try, all reasons together: four tries at most
 MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is waited in pieces, not trusted whole
@@ -110,6 +123,45 @@ class PacedRateLimitHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+CallListener = Callable[[str, int], None]  # (method, HTTP status; 0 when no answer came)
+_call_listeners: list[weakref.ref[Any]] = []
+_call_listeners_lock = threading.Lock()
+
+
+def add_call_listener(listener: CallListener) -> None:
+    """Tell `listener` about every Web API attempt of every client in this process. Held
+    weakly (a bound method lives as long as its object), so a node's metrics that are
+    dropped stop counting."""
+    ref: weakref.ref[Any] = (weakref.WeakMethod(listener) if hasattr(listener, "__self__")  # type: ignore[arg-type]
+                             else weakref.ref(listener))
+    with _call_listeners_lock:
+        _call_listeners.append(ref)
+
+
+def _report_call(method: str, status: int) -> None:
+    with _call_listeners_lock:
+        alive = [r for r in _call_listeners if r() is not None]
+        _call_listeners[:] = alive
+    for ref in alive:
+        listener = ref()
+        if listener is None:
+            continue
+        try:
+            listener(method, status)
+        except Exception:  # metrics must never break a Slack call
+            log.debug("Slack call listener failed", exc_info=True)
+
+
+class CallObserver(RetryHandler):
+    """Counts every attempt; never retries. It goes first in the client's handlers: slack_sdk
+    asks each handler in turn after every answer (200 included) until one retries."""
+
+    def can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                  error: Exception | None = None) -> bool:
+        _report_call(request.url.rsplit("/", 1)[-1], response.status_code if response is not None else 0)
+        return False
+
+
 class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
     """slack_sdk's 5xx retry for every 5xx: its own covers 500 and 503 only, and a proxy or
     load balancer in front of the API answers 502 and 504 too."""
@@ -119,13 +171,14 @@ class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
         return response is not None and response.status_code >= 500
 
 
-_BUILTIN = (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler)
+_BUILTIN = (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler, CallObserver)
 
 
 def slack_retry_handlers() -> list[RetryHandler]:
     """The retries every Web API call of the agent gets (one set per client)."""
     backoff = BackoffRetryIntervalCalculator(backoff_factor=RETRY_BACKOFF_S)
-    return [ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=backoff,
+    return [CallObserver(),
+            ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=backoff,
                                         error_types=[OSError]),  # resets, refusals, timeouts
             PacedRateLimitHandler(MAX_RETRIES),
             AnyServerErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=backoff)]
@@ -183,6 +236,7 @@ class _MessageState:
     ts: str
     next_at: float = 0.0
     pending: tuple[str, list[dict[str, Any]]] | None = None
+    important: bool = False  # the pending content holds a stage change (spent before progress)
     in_flight: bool = False
     idle: threading.Condition = field(default_factory=lambda: threading.Condition(threading.Lock()))
 
@@ -197,8 +251,10 @@ class UpdateCoalescer:
     those retries pushes the message's slot back here.
     """
 
-    def __init__(self, send: UpdateSender, executor: ThreadPoolExecutor, *, interval_s: float = 3.0) -> None:
+    def __init__(self, send: UpdateSender, executor: ThreadPoolExecutor, *, interval_s: float = 3.0,
+                 budget: SlackBudget | None = None) -> None:
         self._send = send
+        self.budget = budget
         self._executor = executor
         self.interval_s = interval_s
         self._states: dict[tuple[str, str], _MessageState] = {}
@@ -215,10 +271,13 @@ class UpdateCoalescer:
             st = self._states.setdefault((channel, ts), _MessageState(channel, ts))
             st.next_at = time.monotonic() + self.interval_s
 
-    def set(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    def set(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]], *, important: bool = False) -> None:
+        """Queue new content; `important` (a stage change) is spent before frame progress
+        and stays important until sent, even when newer progress replaces the content."""
         with self._lock:
             st = self._states.setdefault((channel, ts), _MessageState(channel, ts))
             st.pending = (text, blocks)
+            st.important = st.important or important
             heapq.heappush(self._heap, (st.next_at, channel, ts))
             self._lock.notify()
 
@@ -228,6 +287,7 @@ class UpdateCoalescer:
             st = self._states.get((channel, ts))
             if st is not None:
                 st.pending = None
+                st.important = False
 
     def flush(self, channel: str, ts: str, timeout: float = 120.0) -> bool:
         """Wait until the message has no pending or in-flight update."""
@@ -253,6 +313,9 @@ class UpdateCoalescer:
         try:
             if delay > 0:
                 time.sleep(min(delay, timeout))
+            if self.budget is not None and not self.budget.acquire(self.budget.update, Priority.IMPORTANT, channel,
+                                                                   timeout=min(FINAL_WAIT_S, timeout)):
+                log.warning("no chat.update budget for a final update after %.0fs; sending it anyway", FINAL_WAIT_S)
             send()
         finally:
             with self._lock:
@@ -286,17 +349,44 @@ class UpdateCoalescer:
                     heapq.heappush(self._heap, (st.next_at, channel, ts))
                     continue
                 text, blocks = st.pending
+                important = st.important
                 st.pending = None
+                st.important = False
                 st.in_flight = True
                 st.next_at = now + self.interval_s
             try:
-                self._executor.submit(self._send_one, st, text, blocks)
+                self._executor.submit(self._send_one, st, text, blocks, important)
             except RuntimeError:  # executor shut down: nothing more will be sent
                 with self._lock:
                     st.in_flight = False
                 return
 
-    def _send_one(self, st: _MessageState, text: str, blocks: list[dict[str, Any]]) -> None:
+    def _spend(self, st: _MessageState, text: str, blocks: list[dict[str, Any]], important: bool) -> bool:
+        """Take a token from the farm's budget; without one, keep the content (unless newer
+        came) and try again when a token may be there."""
+        if self.budget is None:
+            return True
+        priority = Priority.IMPORTANT if important else Priority.PROGRESS
+        try:
+            wait = self.budget.try_take(self.budget.update, priority, st.channel)
+        except Exception:  # the budget falls back on its own; this is a bug, not an outage
+            log.exception("Slack budget failed; sending the update anyway")
+            return True
+        if wait <= 0:
+            return True
+        with self._lock:
+            st.in_flight = False
+            if st.pending is None:
+                st.pending = (text, blocks)
+            st.important = st.important or important
+            st.next_at = max(st.next_at, time.monotonic() + wait)
+            heapq.heappush(self._heap, (st.next_at, st.channel, st.ts))
+            self._lock.notify()
+        return False
+
+    def _send_one(self, st: _MessageState, text: str, blocks: list[dict[str, Any]], important: bool = False) -> None:
+        if not self._spend(st, text, blocks, important):
+            return
         retry_at: float | None = None
         try:
             self._send(st.channel, st.ts, text, blocks)

@@ -24,10 +24,11 @@ from slack_sdk.webhook import WebhookClient
 
 from ..core.jobs import Job, JobKind, JobStore
 from ..core.pipeline import EventKind, JobEvent
+from ..storage.db.budget import Priority, SlackBudget
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .deps import AgentDeps, ProvidesAgentDeps
-from .pacing import ChannelPacer, UpdateCoalescer, retrying_web_client, use_slack_retries
+from .pacing import FINAL_WAIT_S, ChannelPacer, UpdateCoalescer, retrying_web_client, use_slack_retries
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class ReplyTarget:
     cancelled_by: str = ""
     created_at: float = field(default_factory=time.time)
     finished: bool = False
+    stage: str = ""  # the last progress stage queued: a new one is a stage change (spent first)
 
     @property
     def root_ts(self) -> str:
@@ -93,12 +95,14 @@ class SlackOutbox:
     Called on I/O threads only."""
 
     def __init__(self, web: WebClient, *, post_interval_s: float = 1.0, update_interval_s: float = 3.0,
-                 executor: ThreadPoolExecutor, recorder: JobStore | None = None) -> None:
+                 executor: ThreadPoolExecutor, recorder: JobStore | None = None,
+                 budget: SlackBudget | None = None) -> None:
         self.web = web
         self.pacer = ChannelPacer(post_interval_s)
+        self.budget = budget  # the farm's shared Slack budget (None: this node's pacing only)
         # A 429 the client is about to wait out holds back every send to that channel.
         use_slack_retries(web).listeners.append(self._rate_limited)
-        self.updates = UpdateCoalescer(self._raw_update, executor, interval_s=update_interval_s)
+        self.updates = UpdateCoalescer(self._raw_update, executor, interval_s=update_interval_s, budget=budget)
         self._recorder = recorder
         self._correlations: dict[str, str] = {}
 
@@ -135,8 +139,12 @@ class SlackOutbox:
 
     def post(self, channel: str, text: str, blocks: bk.Blocks | None = None, *, thread_ts: str = "",
              job_id: str = "", kind: str = "reply") -> str:
-        """chat.postMessage at most ~1/s per channel; returns the message ts."""
+        """chat.postMessage at most ~1/s per channel; returns the message ts. Every post is
+        important (placeholder, error, final): it waits for the farm's budget, bounded."""
         self.pacer.wait_turn(channel)
+        if self.budget is not None and not self.budget.acquire(self.budget.post, Priority.IMPORTANT, channel,
+                                                               timeout=FINAL_WAIT_S):
+            log.warning("no chat.postMessage budget for %s after %.0fs; posting anyway", channel, FINAL_WAIT_S)
         resp = self.web.chat_postMessage(channel=channel, text=bk.clip(text, bk.TEXT_LIMIT), blocks=blocks,
                                          thread_ts=thread_ts or None, unfurl_links=False)
         ts = str(resp.get("ts", ""))
@@ -299,7 +307,10 @@ class SlackReplier:
         elif kind in ("started", "progress"):
             if t.placeholder_ts and job.kind is JobKind.RENDER:
                 text, blocks = bk.progress_message(job, event.progress, time.time() - t.created_at)
-                self.outbox.updates.set(t.channel, t.placeholder_ts, text, blocks)
+                # The start and each new stage are spent before frame progress (farm budget).
+                stage = event.progress.stage if event.progress is not None else "started"
+                important, t.stage = stage != t.stage, stage
+                self.outbox.updates.set(t.channel, t.placeholder_ts, text, blocks, important=important)
         elif kind == "done":
             t.finished = True
             if job.kind is JobKind.ANALYZE:
@@ -479,7 +490,8 @@ class ThreadReplies:
         self.web = retrying_web_client(settings.slack_bot_token, settings.slack_api_url)
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="slackai-replies")
         self.outbox = SlackOutbox(self.web, post_interval_s=post_interval_s, update_interval_s=update_interval_s,
-                                  executor=self.io, recorder=self.deps.store)
+                                  executor=self.io, recorder=self.deps.store,
+                                  budget=SlackBudget.for_node(settings, self.deps.store))
         self.replier = SlackReplier(self.outbox, self.deps.store, SerialLanes(self.io), dedupe=DedupeStore(None),
                                     node_id=self.deps.node_id)
         self.deps.add_listener(self.replier)

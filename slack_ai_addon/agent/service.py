@@ -39,6 +39,7 @@ from slack_sdk.socket_mode.websocket_client import SocketModeClient
 
 from ..core.config import Settings, user_data_dir
 from ..core.jobs import Job, JobStatus
+from ..storage.db.budget import SlackBudget
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .deps import AgentDeps, ProvidesAgentDeps
@@ -303,7 +304,8 @@ class AgentService:
         self._io = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="slackai-agent")
         self._dedupe = DedupeStore(self.state_path)
         self.outbox = SlackOutbox(web, post_interval_s=self.post_interval_s, update_interval_s=self.update_interval_s,
-                                  executor=self._io, recorder=store)
+                                  executor=self._io, recorder=store,
+                                  budget=SlackBudget.for_node(self.settings, store))
         self.replier = SlackReplier(self.outbox, store, SerialLanes(self._io), dedupe=self._dedupe,
                                     node_id=self.deps.node_id)
         self.router = AgentRouter(submit=self.deps.submit, store=store, settings=self.settings, replier=self.replier,

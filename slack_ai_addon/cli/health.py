@@ -60,6 +60,13 @@ class NodeMetrics:
                                 registry=r)
         self.envelopes = Gauge("slackai_slack_envelopes", "Socket Mode envelopes received since start", registry=r)
         self.up = Gauge("slackai_up", "1 when /health would answer 200", registry=r)
+        self.slack_calls = Counter("slackai_slack_api_calls", "Slack Web API attempts (retries included), by method",
+                                   ["method"], registry=r)
+        self.slack_429s = Counter("slackai_slack_api_ratelimited", "Slack Web API answers 429, by method",
+                                  ["method"], registry=r)
+        from ..agent.pacing import add_call_listener
+
+        add_call_listener(self.observe_slack_call)  # every Slack client of this process; held weakly
 
     def observe_ack(self, envelope_type: str, seconds: float) -> None:
         """AgentService.ack_observers hook."""
@@ -72,6 +79,12 @@ class NodeMetrics:
             self.llm_failures.labels(provider=provider, error_class=error_class).inc()
         if cost_usd > 0:
             self.llm_cost.labels(provider=provider).inc(cost_usd)
+
+    def observe_slack_call(self, method: str, status: int) -> None:
+        """agent.pacing.add_call_listener hook: one Web API attempt and its HTTP status."""
+        self.slack_calls.labels(method=method).inc()
+        if status == 429:
+            self.slack_429s.labels(method=method).inc()
 
     def count_reconnects(self, total: int) -> None:
         """The agent counts reconnects since its start; the counter follows it."""

@@ -355,6 +355,28 @@ class Queries:
     def list_nodes(self) -> str:
         return "SELECT * FROM nodes ORDER BY id"
 
+    # -- the farm's Slack budget (storage/db/budget.py): one token bucket per row of
+    # slack_budget. A take is one conditional UPDATE: refill by the time since the row was
+    # last written times the rate, capped at the capacity, and take one token only when at
+    # least :need are there (1, or 1 + a reserve for low-priority sends). A clock behind the
+    # row's refills nothing. Atomic on both backends: the row is locked by the UPDATE itself.
+    def _budget_level(self) -> str:
+        refilled = "tokens + (:now - updated_at) * :rate"
+        return (f"(CASE WHEN :now <= updated_at THEN tokens WHEN {refilled} >= :capacity THEN :capacity "
+                f"ELSE {refilled} END)")
+
+    def budget_take(self) -> str:
+        level = self._budget_level()
+        return self._p(f"UPDATE slack_budget SET tokens = {level} - 1, "
+                       "updated_at = CASE WHEN :now > updated_at THEN :now ELSE updated_at END "
+                       f"WHERE bucket = :bucket AND {level} >= :need")
+
+    def budget_level(self) -> str:
+        return self._p(f"SELECT {self._budget_level()} AS tokens FROM slack_budget WHERE bucket = :bucket")
+
+    def budget_insert(self) -> str:
+        return self._p("INSERT INTO slack_budget (bucket, tokens, updated_at) VALUES (:bucket, :tokens, :now)")
+
     # -- analytics
     def stats_by_status(self) -> str:
         return self._p("SELECT status, COUNT(*) AS jobs FROM jobs WHERE created_at >= :since GROUP BY status")
