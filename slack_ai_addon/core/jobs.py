@@ -266,29 +266,20 @@ def live_render_nodes(nodes: list[NodeInfo], now: float | None = None) -> list[N
 
 
 def unrunnable_reason(req: JobRequirements, nodes: list[NodeCapabilities]) -> str:
-    """Why none of `nodes` (the live render nodes) can run a job needing `req`; "" if one can."""
+    """Why none of `nodes` (the live render nodes) can run a job needing `req`; "" if one can.
+    Names each requirement no live node meets, else says no node meets all of them at once."""
     if req.empty or any(n.can_run(req) for n in nodes):
         return ""
-
-    def nodes_word(n: int) -> str:
-        return f"{n} live node{'' if n == 1 else 's'}"
-
-    facts: list[tuple[str, int]] = []  # (what it needs and how many nodes offer it, that count)
-    if req.gpu:
-        n = sum(1 for c in nodes if c.gpu)
-        facts.append((f"it needs a GPU node; the farm has {n} live GPU node{'' if n == 1 else 's'}", n))
-    if req.engine:
-        n = sum(1 for c in nodes if req.engine in c.engines)
-        facts.append((f"it needs {_ENGINE_NAMES.get(req.engine, req.engine)}; {nodes_word(n)} offer it", n))
-    if req.blender:
-        n = sum(1 for c in nodes if c.blender >= req.blender)
-        facts.append((f"it needs Blender {blender_version_text(req.blender)} or newer; {nodes_word(n)} run it", n))
-    for tag in req.tags:
-        n = sum(1 for c in nodes if tag in c.tags)
-        facts.append((f"it needs the tag {tag}; {nodes_word(n)} carry it", n))
-    text = "; ".join(f for f, _ in facts)
-    if all(n for _, n in facts):
-        text += "; but no live node has all of these"
+    unmet = []
+    if req.gpu and not any(c.gpu for c in nodes):
+        unmet.append("it needs a GPU node; the farm has 0 live GPU nodes")
+    if req.engine and not any(req.engine in c.engines for c in nodes):
+        unmet.append(f"it needs {_ENGINE_NAMES.get(req.engine, req.engine)}; no live node offers it")
+    if req.blender and not any(c.blender >= req.blender for c in nodes):
+        unmet.append(f"it needs Blender {blender_version_text(req.blender)} or newer; no live node runs it")
+    unmet.extend(f"it needs the tag {tag}; no live node carries it" for tag in req.tags
+                 if not any(tag in c.tags for c in nodes))
+    text = "; ".join(unmet) or f"it needs {req.describe()}, and no live node has all of these at once"
     total = len(nodes)
     return f"No render node can run this job: {text} ({total} live render node{'' if total == 1 else 's'} in all)."
 

@@ -77,15 +77,19 @@ def test_a_job_requires_what_it_chose_and_what_the_admin_requires() -> None:
     assert merged == JobRequirements(engine="cycles", gpu=True, blender=40200, tags=("assets:props", "lookdev"))
 
 
-def test_the_reason_names_what_is_missing_and_how_many_nodes_have_it() -> None:
+def test_the_reason_names_what_no_live_node_offers() -> None:
     assert unrunnable_reason(JobRequirements(gpu=True), [CPU, GPU]) == ""
-    why = unrunnable_reason(JobRequirements(gpu=True), [CPU, CPU])
-    assert "needs a GPU node; the farm has 0 live GPU nodes" in why and "(2 live render nodes in all)" in why
-    why = unrunnable_reason(JobRequirements(blender=50300, tags=("assets:props",)), [GPU, WORKBENCH_ONLY])
-    assert "Blender 5.3 or newer; 0 live nodes run it" in why and "tag assets:props; 1 live node carry" in why
+    why = unrunnable_reason(JobRequirements(gpu=True, engine="cycles"), [CPU, CPU])
+    assert why == ("No render node can run this job: it needs a GPU node; the farm has 0 live GPU nodes "
+                   "(2 live render nodes in all).")  # Cycles is there: not named
+    why = unrunnable_reason(JobRequirements(blender=50300, tags=("assets:props", "lookdev")), [GPU, WORKBENCH_ONLY])
+    assert "it needs Blender 5.3 or newer; no live node runs it" in why
+    assert "it needs the tag lookdev; no live node carries it" in why and "assets:props" not in why
     # Each requirement is met somewhere, but not all of them on one node.
     why = unrunnable_reason(JobRequirements(gpu=True, tags=("assets:props",)), [GPU, WORKBENCH_ONLY])
-    assert why.endswith("but no live node has all of these (2 live render nodes in all).")
+    assert why.endswith("it needs a GPU, tag assets:props, and no live node has all of these at once "
+                        "(2 live render nodes in all).")
+    assert "0 live GPU nodes" in unrunnable_reason(JobRequirements(gpu=True), [])  # an empty farm
 
 
 def test_only_live_render_nodes_count(db: str, tmp_path: Path) -> None:
