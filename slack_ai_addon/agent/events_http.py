@@ -186,6 +186,10 @@ def _handler_for(gate: SlackRequestGate, ack: Ack, route: Route,
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             try:
                 routed = self._answer()
+            except TimeoutError:  # the body did not arrive within READ_TIMEOUT_S: drop the connection
+                log.warning("a request to the Slack events listener from %s timed out", self.client_address[0])
+                self.close_connection = True
+                return
             except Exception:  # never let one request take the listener down
                 log.exception("handling a Slack request failed")
                 self._send(500, b"")

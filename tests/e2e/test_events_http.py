@@ -9,6 +9,7 @@ import dataclasses
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from test_agent_harness import Harness, close_harness, make_harness, png_ok
 
-from slack_ai_addon.agent.events_http import MAX_BODY_BYTES
+from slack_ai_addon.agent import events_http
+from slack_ai_addon.agent.dedupe import DedupeStore
+from slack_ai_addon.agent.events_http import MAX_BODY_BYTES, EventsHttpServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # the docs' example shape, not a real secret
@@ -194,3 +197,28 @@ def test_serve_refuses_http_mode_without_a_signing_secret(tmp_path: Path) -> Non
     assert "SLACK_SIGNING_SECRET is not set" in res.stderr and "Traceback" not in res.stderr
     assert "SLACK_APP_TOKEN" not in res.stderr  # HTTP mode does not need the Socket Mode token
     assert "xoxb-test-token-1234" not in res.stderr + res.stdout
+
+
+def test_a_trickled_body_loses_its_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listener alone (no agent): a client that never sends the body it announced is cut
+    off after READ_TIMEOUT_S, and nothing is routed."""
+    monkeypatch.setattr(events_http, "READ_TIMEOUT_S", 0.3)
+    routed: list[Any] = []
+    seen = DedupeStore(None)
+    server = EventsHttpServer("127.0.0.1:0", signing_secret=SIGNING_SECRET, seen=seen, ack=lambda t, p: None,
+                              route=lambda t, p, e: routed.append(p)).start()
+    try:
+        host, port = server.address.split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"type\":")
+            t0 = time.monotonic()
+            assert sock.recv(1024) == b""  # closed without an answer
+            assert time.monotonic() - t0 < 3
+        with pytest.raises(ValueError, match="signing secret"):
+            EventsHttpServer("127.0.0.1:0", signing_secret=" ", seen=seen, ack=lambda t, p: None,
+                             route=lambda t, p, e: None)
+    finally:
+        server.stop()
+        seen.close()
+    assert routed == []
