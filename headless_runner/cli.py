@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": _ADDON["serve"],
     "sandbox": ("headless_runner.sandbox.run", "local Slack stand-in with the agent attached"),
     "stats": _ADDON["stats"],
+    "assets": _ADDON["assets"],
     "dashboard": _ADDON["dashboard"],
 }
 

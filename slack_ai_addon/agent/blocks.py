@@ -31,6 +31,7 @@ HELP_TEXT = """*Blender render agent*: I build and render 3D scenes from a sente
 • `/blender jobs`: your recent jobs
 • `/blender cancel JOB_ID`: cancel one of your jobs (admins: any job)
 • `/blender stats`: usage statistics
+• `/blender assets [words]`: the studio's assets (previews, name, type, catalog)
 You can also mention me (`@Blender render a teapot`) or send me a direct message."""
 
 

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "analyze": (".oneshot", "analyze one text (sentiment and more)"),
     "serve": (".serve", "run the Slack agent and the job executor until SIGINT/SIGTERM"),
     "stats": (".stats", "job analytics from the database"),
+    "assets": (".assets", "list the studio's assets (asset_libraries) matching a query"),
     "dashboard": (".dashboard", "the farm's read-only page (nodes, queue, recent jobs) on loopback"),
 }
 
