@@ -132,7 +132,7 @@ def add_call_listener(listener: CallListener) -> None:
     """Tell `listener` about every Web API attempt of every client in this process. Held
     weakly (a bound method lives as long as its object), so a node's metrics that are
     dropped stop counting."""
-    ref: weakref.ref[Any] = (weakref.WeakMethod(listener) if hasattr(listener, "__self__")  # type: ignore[arg-type]
+    ref: weakref.ref[Any] = (weakref.WeakMethod(listener) if hasattr(listener, "__self__")
                              else weakref.ref(listener))
     with _call_listeners_lock:
         _call_listeners.append(ref)

@@ -157,7 +157,11 @@ def test_a_hung_database_costs_a_send_at_most_the_bounded_wait(tmp_path: Path,
     store = temp_job_store(tmp_path)
     monkeypatch.setattr(budget, "DB_WAIT_S", 0.3)
     release = threading.Event()
-    store.fault_hook = lambda: release.wait(10)  # the database answers nothing
+
+    def hang() -> None:  # the database answers nothing
+        release.wait(10)
+
+    store.fault_hook = hang
     b = _budget(store)
     try:
         t0 = time.monotonic()
@@ -193,7 +197,8 @@ def test_the_budget_statements_parse_as_tsql(tmp_path: Path, monkeypatch: pytest
     takes = [(s, p) for s, p in log if s.startswith("UPDATE slack_budget")]
     assert len(takes) == 2 and takes[0][1] is not None and takes[0][1]["need"] == 3.0
     q = Queries(TSQL)
-    params = {"bucket": "chat.update@T1", "now": 1.5e9, "rate": 0.5, "capacity": 4.0, "need": 1.0, "tokens": 3.0}
+    params: dict[str, Any] = {"bucket": "chat.update@T1", "now": 1.5e9, "rate": 0.5, "capacity": 4.0, "need": 1.0,
+                              "tokens": 3.0}
     for sql in (q.budget_take(), q.budget_level(), q.budget_insert()):
         used = {k: v for k, v in params.items() if f"%({k})s" in sql}
         bound = _mssql.substitute_params(sql, used).decode()
