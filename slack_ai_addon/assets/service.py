@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..core.config import ConfigError, Settings, load_settings, user_data_dir
+from ..core.scene_spec import SceneSpec
 from .index import AssetIndex, library_roots
 from .match import AssetMatcher
 
@@ -74,3 +75,20 @@ def reset() -> None:
     global _index, _matcher
     with _lock:
         _index, _matcher = None, None
+
+
+def asset_requirement_tags(spec: SceneSpec) -> list[str]:
+    """Capability tags a node needs to render `spec`: "assets:<library>" for each library its
+    assets come from (the reference's own library, else the library the index finds the name
+    in; a name the index does not know adds nothing, the build will say so)."""
+    tags: list[str] = []
+    index = current_index()
+    for ref in spec.asset_refs():
+        library = ref.library
+        if not library:
+            entry = index.find(ref.name, types=[ref.type.value] if ref.type else None)
+            library = entry.library if entry else ""
+        tag = f"assets:{library.strip().lower()}" if library and library.strip() else ""
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags

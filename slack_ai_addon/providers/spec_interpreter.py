@@ -45,13 +45,38 @@ class OfflineInterpreterLike(Protocol):
         ...
 
 
-def spec_messages(text: str, previous: SceneSpec | None) -> list[dict[str, Any]]:
-    """The chat messages for a new scene or an edit."""
+ASSETS_PROMPT = """The studio's asset libraries have these assets that may fit the request (only these; the
+list is a search result, not the whole library). To use one, give its exact name: an object or
+collection as an object with primitive "asset" and asset.name (location is where its base stands;
+asset.height_m sets its height), a material as material.asset on any object, a world as world.asset.
+If the request names an asset that is not listed, leave it out.
+{assets}"""
+MAX_PROMPT_ASSETS = 12
+
+
+def asset_candidates(text: str, *, limit: int = MAX_PROMPT_ASSETS) -> list[dict[str, Any]]:
+    """The bounded candidate list for a request: the index's best matches for its words."""
+    try:
+        from ..assets.service import current_matcher
+
+        return [e.public_dict() for e in current_matcher().candidates_for_prompt(text, limit=limit)]
+    except Exception:  # the index is an extra; a prompt without it still works
+        log.warning("asset candidates unavailable", exc_info=True)
+        return []
+
+
+def spec_messages(text: str, previous: SceneSpec | None,
+                  assets: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The chat messages for a new scene or an edit (with the asset candidates, if any)."""
     if previous is None:
         user = text
     else:
         user = EDIT_PROMPT.format(previous=json.dumps(previous.to_json_dict(), separators=(",", ":")), text=text)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    system = SYSTEM_PROMPT
+    if assets:
+        lines = "\n".join(json.dumps(a, separators=(",", ":")) for a in assets[:MAX_PROMPT_ASSETS])
+        system += "\n\n" + ASSETS_PROMPT.format(assets=lines)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def parse_spec_completion(completion: Completion) -> tuple[SceneSpec, list[str]]:
@@ -81,7 +106,8 @@ class LLMSpecInterpreter:
         if not self.chain:
             return self.offline.interpret(text, previous=previous, correlation_id=correlation_id)
         task = StructuredTask(task="scene_edit" if previous is not None else "scene_spec",
-                              messages=spec_messages(text, previous), parse=parse_spec_completion,
+                              messages=spec_messages(text, previous, asset_candidates(text)),
+                              parse=parse_spec_completion,
                               schema=self._schema, schema_name="scene_spec", max_tokens=2000, temperature=0.2)
         try:
             result = self.chain.run(task, correlation_id=correlation_id, deadline_s=self.deadline_s)

@@ -137,3 +137,18 @@ def test_slack_asset_list_escapes_and_posts_a_sheet(index: AssetIndex) -> None:
     text = asset_list_reply("lamp <!channel>", upload)
     assert "Hero Lamp" in text and "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert len(sent) == 1 and sent[0][0] > 100
+
+
+def test_llm_prompt_gets_a_bounded_candidate_list(index: AssetIndex) -> None:
+    from slack_ai_addon.core.scene_spec import parse_scene_spec
+    from slack_ai_addon.providers.spec_interpreter import asset_candidates, spec_messages
+
+    found = asset_candidates("three oak barrels in a row", limit=1)
+    assert [a["name"] for a in found] == ["Oak Barrel"] and "file" not in found[0]
+    system = spec_messages("three oak barrels", None, found)[0]["content"]
+    assert "Oak Barrel" in system and "Hero Lamp" not in system
+    assert "asset" not in spec_messages("a red cube", None, asset_candidates("a red cube"))[0]["content"].lower()
+
+    spec, _ = parse_scene_spec({"objects": [{"primitive": "asset", "asset": {"name": "Oak Barrel"}}],
+                                "world": {"asset": {"name": "Dusk", "library": "Other"}}})
+    assert service.asset_requirement_tags(spec) == ["assets:studio", "assets:other"]
