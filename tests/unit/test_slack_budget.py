@@ -235,3 +235,23 @@ def test_the_coalescer_spends_stage_changes_and_finals_first_and_coalesces_progr
     # 2 tokens left after the stages: progress needed 3, so at most the refill of ~0.6 s
     # (under one token) let one through; the rest was coalesced, and the final still went.
     assert len(progress) <= 1, sent
+
+
+def test_a_row_created_by_another_node_at_the_same_moment_is_not_an_outage(tmp_path: Path) -> None:
+    store = temp_job_store(tmp_path)
+    b = _budget(store)
+    assert b.try_take(b.update, Priority.IMPORTANT) == 0.0
+    other = _budget(store, workspace="T2")
+    # The INSERT of a first take loses the race (SQL Server has no BEGIN IMMEDIATE): the
+    # primary key refuses the second row. That node asks again; it does not go local.
+    with store._tx() as cur:  # noqa: SLF001
+        cur.execute("INSERT INTO slack_budget (bucket, tokens, updated_at) VALUES (?, 0, ?)",
+                    (other.bucket(other.update), time.time() + 3600))
+    real_level = store.q.budget_level
+    store.q.budget_level = lambda: "SELECT NULL AS tokens WHERE 0 = 1"  # as if the row were not there yet
+    try:
+        assert other.try_take(other.update, Priority.IMPORTANT) == 0.01
+    finally:
+        store.q.budget_level = real_level
+    assert other._db_down_until == 0.0  # noqa: SLF001
+    assert other.taken == {"db": 0, "local": 0}

@@ -216,6 +216,8 @@ class SlackBudget:
         except FutureTimeout:
             self._db_down(f"no answer in {DB_WAIT_S:g}s")
         except Exception as exc:  # DatabaseUnavailable, a driver error: the local share it is
+            if isinstance(exc, getattr(getattr(store, "backend", None), "integrity_errors", ())):
+                return 0.01  # two nodes created the same row at once (SQL Server): ask again
             self._db_down(f"{type(exc).__name__}: {exc}")
         return None
 
