@@ -17,6 +17,7 @@ from typing import Any
 
 from .agent.deps import AgentDeps, NodeActivity
 from .core.config import Settings
+from .core.cost import CostPolicy
 from .core.dispatcher import Dispatcher
 from .core.jobs import JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
 from .core.pipeline import JobListener, JobPipeline, PipelineDeps
@@ -125,6 +126,7 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         output_dir=output_dir,
         node_id=settings.resolved_node_id(),
         lease_s=settings.lease_s,
+        cost_policy=CostPolicy.from_settings(settings),
         capabilities=capabilities,
         required=JobRequirements.from_settings(settings.require_engine, settings.require_gpu,
                                                settings.require_blender),

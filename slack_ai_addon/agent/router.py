@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.admission import Admission, Refusal
 from ..core.config import Settings
 from ..core.jobs import Job, JobKind, JobStatus, JobStore, Requester
 from ..core.pipeline import UserError
@@ -121,6 +122,7 @@ class AgentRouter:
         self.status_text = status_text
         self.cancel_local = cancel_local
         self.on_submit = on_submit
+        self.admission = Admission(settings, store)  # allowlists and quotas
         self._clicks: dict[tuple[str, str], float] = {}  # (action, job id) -> when it was accepted
         self._clicks_lock = threading.Lock()
 
@@ -132,6 +134,10 @@ class AgentRouter:
                 return None
             command = _s(payload, "command").lower()
             text = clean_text(_s(payload, "text"), self.identity.user_id)  # what _slash will read
+            refusal = self.admission.check_access(team_id=_s(payload, "team_id"),
+                                                  channel_id=_s(payload, "channel_id"), user_id=_s(payload, "user_id"))
+            if refusal is not None:  # pure (settings only): the ack itself says no, to the user alone
+                return {"response_type": "ephemeral", "text": refusal.message}
             if command == "/render":
                 if not text:
                     return {"response_type": "ephemeral",
@@ -202,8 +208,14 @@ class AgentRouter:
     # -- submitting jobs
     def submit_job(self, job: Job, target: ReplyTarget) -> Job | None:
         """Register where replies go, then enqueue. UserError reaches the user."""
-        self.replier.expect(target)
         actor = job.requester.user_id
+        refusal = self._quota_refusal(job)
+        if refusal is not None:
+            self._audit(actor=actor, action=f"refused:{refusal.reason}", target=job.id, detail=refusal.detail,
+                        allowed=False)
+            self._tell(target, refusal.message)  # the bot's own words and numbers: nothing to escape
+            return None
+        self.replier.expect(target)
         try:
             job = self.submit(job)
         except UserError as exc:
@@ -220,6 +232,29 @@ class AgentRouter:
         if self.on_submit is not None:
             self.on_submit(job)
         return job
+
+    # -- access control and quotas (core/admission.py)
+    def _refused_access(self, requester: Requester, target: ReplyTarget, *, action: str, tell: bool) -> bool:
+        """The allowlists: True when the requester may not use the bot here. A refusal is
+        audited and, when `tell`, said to the user alone."""
+        refusal = self.admission.check_access(team_id=requester.team_id, channel_id=requester.channel_id,
+                                              user_id=requester.user_id)
+        if refusal is None:
+            return False
+        self._audit(actor=requester.user_id, action="refused:access", target=requester.channel_id,
+                    detail=f"{action}: {refusal.detail}", allowed=False)
+        if tell:
+            self._in_io(lambda: self._tell_ephemeral(target, refusal.message))
+        return True
+
+    def _quota_refusal(self, job: Job) -> Refusal | None:
+        """The quota a new job would break. A database that cannot count lets it through:
+        the insert that follows fails the same way and says so."""
+        try:
+            return self.admission.check_quota(channel_id=job.requester.channel_id, user_id=job.requester.user_id)
+        except Exception:
+            log.warning("could not count quotas; the request goes ahead", exc_info=True)
+            return None
 
     def _tell(self, target: ReplyTarget, text: str) -> None:
         """A short answer without a job: response_url when we have one, else a thread reply."""
@@ -243,6 +278,8 @@ class AgentRouter:
         target = ReplyTarget(job_id="", channel=channel, user_id=user, response_url=requester.response_url)
         if not channel and not requester.response_url:
             log.warning("slash command without channel_id or response_url: nowhere to answer")
+            return
+        if self._refused_access(requester, target, action=f"slash:{command}", tell=False):  # the ack told them
             return
         if command in ("/render", "/analyze"):
             if not text:
@@ -375,6 +412,9 @@ class AgentRouter:
                         correlation_id=event_id)
         requester = Requester(team_id=_s(p, "team_id"), channel_id=channel, user_id=user,
                               thread_ts=thread_ts or ts, source="slack")
+        where = ReplyTarget(job_id="", channel=channel, user_id=user, thread_ts=thread_ts or ts)
+        if self._refused_access(requester, where, action=etype, tell=mentioned or is_dm):
+            return
         self._in_io(lambda: self._conversation(text, requester, parent_id))
 
     def _thread_job_from_store(self, channel: str, thread_ts: str) -> str:
@@ -471,6 +511,9 @@ class AgentRouter:
         self._record_in(channel=channel, user=user, kind=f"button:{action_id}", text=job_id, ts=msg_ts)
         target = ReplyTarget(job_id="", channel=channel, user_id=user, thread_ts=thread_ts,
                              response_url=response_url)
+        if self._refused_access(Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user),
+                                target, action=f"button:{action_id}", tell=True):
+            return
         if action_id == bk.ACTION_CANCEL:
             self._in_io(lambda: self._tell_ephemeral(target, self.cancel_job(job_id, user)))
         elif action_id in (bk.ACTION_RERENDER_HQ, bk.ACTION_GET_BLEND):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from ..textutil import fit_request
+from .cost import CostPolicy, CostRefused, describe_fit, fit_to_tier
 from .jobs import (
     Fenced,
     Job,
@@ -190,6 +191,7 @@ class PipelineDeps:
     output_store: OutputStore | None = None
     listeners: list[JobListener] = field(default_factory=list)
     lease_s: float = 60.0
+    cost_policy: CostPolicy = field(default_factory=CostPolicy)  # render budget tiers (core/cost.py)
     # Capability routing: what this node can render (None: no filter, it claims any job),
     # and what the admin requires of every render job (Settings.require_*).
     capabilities: NodeCapabilities | None = None
@@ -233,6 +235,7 @@ class JobPipeline:
         emits `queued`. A job no live node can run (capability routing) is stored failed
         with the reason, and only its final event is emitted: the requester hears why at once."""
         job = self.validate_request(job)
+        job = self.fit_known_spec(job)
         self._set_requirements(job)
         reason = self.unrunnable(job.requirements, own=self.own_capabilities())
         if reason:
@@ -323,9 +326,47 @@ class JobPipeline:
             job.result.update({"provider": interp.provider, "not_understood": interp.not_understood,
                                "notes": interp.notes})
         spec = self._apply_options(spec, job.options)
+        spec = self.fit_to_tier(job, spec)
         job.spec = spec.to_json_dict()
         _timed(job, "interpret_s", start)
         return job
+
+    # -- the render budget: every spec passes here before it renders (core/cost.py)
+    def fit_to_tier(self, job: Job, spec: SceneSpec) -> SceneSpec:
+        """`spec` within the requester's cost tier: reduced with a warning that names what
+        was reduced, or UserError when it cannot fit. Audited either way."""
+        requester = job.requester
+        tier, limit = self.deps.cost_policy.tier(requester.source, requester.user_id)
+        try:
+            fitted = fit_to_tier(spec, limit, tier=tier)
+        except CostRefused as exc:
+            self._audit_cost(job, "cost:refused", str(exc), allowed=False)
+            raise UserError(str(exc)) from None
+        job.result["cost_estimate_s"] = round(fitted.estimate_s, 1)
+        if fitted.changed:
+            note = describe_fit(fitted, limit)
+            if note not in job.warnings:
+                job.warnings.append(note)
+                self._audit_cost(job, "cost:clamped", f"{note} (estimate {fitted.estimate_s:.0f} s)")
+        return fitted.spec
+
+    def fit_known_spec(self, job: Job) -> Job:
+        """A render whose spec is known before it is queued (re-render in high quality, get
+        the .blend) is fitted to the tier now, so a refusal comes before it queues."""
+        if job.kind is JobKind.RENDER and job.spec is not None and not job.request_text:
+            try:
+                spec, _ = parse_scene_spec(job.spec)
+            except SpecError as exc:
+                raise UserError(str(exc)) from None
+            job.spec = self.fit_to_tier(job, spec).to_json_dict()
+        return job
+
+    def _audit_cost(self, job: Job, action: str, detail: str, allowed: bool = True) -> None:
+        try:
+            self.deps.store.record_audit(actor=job.requester.user_id or job.requester.source, action=action,
+                                         target=job.id, detail=detail[:500], allowed=allowed)
+        except Exception:  # the audit log never breaks a job
+            log.warning("could not write the audit log", exc_info=True)
 
     @staticmethod
     def _apply_options(spec: SceneSpec, options: dict[str, Any]) -> SceneSpec:

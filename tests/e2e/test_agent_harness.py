@@ -19,6 +19,7 @@ from PIL import Image
 from headless_runner.sandbox.slack_server import FakeSlackServer
 from slack_ai_addon.agent.service import AgentService
 from slack_ai_addon.core.config import Settings
+from slack_ai_addon.core.cost import CostPolicy
 from slack_ai_addon.core.jobs import JobOutput
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps, RenderResult
 from slack_ai_addon.core.scene_spec import SceneSpec, SpecError, hex_to_rgb, parse_scene_spec
@@ -162,21 +163,26 @@ class Harness:
 def make_harness(tmp_path: Path, *, frame_s: float = 0.05, update_interval_s: float = 1.0,
                  post_interval_s: float = 0.1, ping_interval_s: float = 2.0, stale_after_s: float = 6.0,
                  server_kwargs: dict[str, Any] | None = None, admins: str = "",
-                 state_path: Path | None = None, store: JobStoreForTests | None = None) -> Harness:
+                 state_path: Path | None = None, store: JobStoreForTests | None = None,
+                 settings_kwargs: dict[str, Any] | None = None) -> Harness:
     # Slack's clock runs as much faster as the agent's pacing does: post_interval_s stands for
     # Slack's one message per second per channel, so every rate-limit window shrinks by the
     # same factor (the limits stay on; the agent must keep under them).
     srv = FakeSlackServer(**{"rate_window_scale": post_interval_s / 1.0, **(server_kwargs or {})}).start()
     settings = Settings(slack_bot_token="xoxb-sandbox", slack_app_token="xapp-sandbox",
                         slack_api_url=srv.api_url, output_dir=str(tmp_path / "out"), node_id="test-node",
-                        admin_user_ids=admins, heartbeat_s=0.5)
+                        admin_user_ids=admins, heartbeat_s=0.5,
+                        # Quotas off unless a test asks for them (tests/e2e/test_access_quota_e2e.py
+                        # does): the other tests send more requests per minute than a person would.
+                        **{"quota_user_requests_per_minute": 0, "quota_channel_requests_per_minute": 0,
+                           "quota_user_queued": 0, "quota_channel_queued": 0, **(settings_kwargs or {})})
     store = store or temp_job_store()
     renderer = StubRenderer(frame_s=frame_s)
     interpreter = StubInterpreter()
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     deps = PipelineDeps(store=store, interpreter=interpreter, analyzer=StubAnalyzer(), output_dir=out,
-                        node_id="test-node", renderer=renderer)
+                        node_id="test-node", renderer=renderer, cost_policy=CostPolicy.from_settings(settings))
     runtime = Runtime(settings=settings, pipeline=JobPipeline(deps), store=store, output_dir=out)
     agent = AgentService(runtime, update_interval_s=update_interval_s, post_interval_s=post_interval_s,
                          ping_interval_s=ping_interval_s, stale_after_s=stale_after_s,

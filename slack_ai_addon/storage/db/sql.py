@@ -405,3 +405,26 @@ class Queries:
                        "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
                        "SUM(CASE WHEN error_class <> '' THEN 1 ELSE 0 END) AS errors "
                        "FROM llm_calls WHERE created_at >= :since GROUP BY provider ORDER BY provider")
+
+    # -- quotas (issue 11, access control and quotas: core/admission.py). Counted from the jobs
+    # table itself, so every node of a farm sees the same numbers. `scope` is user_id or
+    # channel_id; ix_jobs_user_created / ix_jobs_channel_created serve the windows, and
+    # ix_jobs_status_user the open-job count.
+    def quota_window(self, scope: str) -> str:
+        """Jobs of one user or channel created since :since (the earlier of the two windows):
+        how many since :minute_since (and the oldest of those, for "try again in N s"), and
+        the render seconds of those since :day_since."""
+        if scope not in ("user_id", "channel_id"):
+            raise ValueError(scope)
+        return self._p(
+            "SELECT SUM(CASE WHEN created_at >= :minute_since THEN 1 ELSE 0 END) AS recent, "
+            "MIN(CASE WHEN created_at >= :minute_since THEN created_at END) AS oldest_recent, "
+            "SUM(CASE WHEN created_at >= :day_since THEN COALESCE(render_s, 0) ELSE 0 END) AS render_s "
+            f"FROM jobs WHERE {scope} = :key AND created_at >= :since")
+
+    def quota_open(self, scope: str, statuses: int) -> str:
+        """Unfinished jobs of one user or channel."""
+        if scope not in ("user_id", "channel_id"):
+            raise ValueError(scope)
+        return self._p(f"SELECT COUNT(*) AS n FROM jobs WHERE status IN ({in_list('st', statuses)}) "
+                       f"AND {scope} = :key")

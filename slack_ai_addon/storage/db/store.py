@@ -576,3 +576,20 @@ class SqlJobStore:
                                  "completion_tokens": int(r["completion_tokens"] or 0),
                                  "errors": int(r["errors"] or 0)} for r in llm],
         }
+
+    # ------------------------------------------------------------------ quotas (core/admission.py)
+    def quota_usage(self, scope: str, key: str, *, minute_since: float, day_since: float,
+                    open_statuses: tuple[JobStatus, ...]) -> dict[str, float]:
+        """One user's or channel's use, counted from the jobs table: `recent` jobs created
+        since `minute_since` and the `oldest_recent` of them (0 when none), `render_s` of the
+        jobs created since `day_since`, and `open` jobs in `open_statuses`."""
+        values = [s.value for s in open_statuses]
+        with self._tx() as cur:
+            window = self._rows(self._exec(cur, self.q.quota_window(scope), {
+                "key": key, "minute_since": minute_since, "day_since": day_since,
+                "since": min(minute_since, day_since)}))
+            row = self._exec(cur, self.q.quota_open(scope, len(values)),
+                             dict({"key": key}, **in_params("st", values))).fetchone()
+        w = window[0] if window else {}
+        return {"recent": float(w.get("recent") or 0), "oldest_recent": float(w.get("oldest_recent") or 0.0),
+                "render_s": float(w.get("render_s") or 0.0), "open": float(row[0]) if row else 0.0}
