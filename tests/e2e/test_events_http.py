@@ -9,6 +9,7 @@ import dataclasses
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -108,7 +109,13 @@ def test_a_signed_slash_command_is_acked_and_rendered(http_harness: Harness) -> 
     assert uploads and uploads[0].params.get("thread_ts") == placeholder["ts"]
     (image,) = [f for f in h.srv.files.values() if f.filename == "render.png"]
     assert png_ok(image.data)[0] > 200  # the red cube's pixels reached Slack
-    assert h.agent.status().envelopes_seen == 1
+    # Interactivity: the result's "Get .blend" button, clicked; Slack POSTs a form with `payload`.
+    click = h.srv.workspace.block_actions_payload(C, placeholder["ts"], "get_blend", user_id="U0ALICE", value=None)
+    status, body, _ = _post(h, urlencode({"payload": json.dumps(click)}).encode(), FORM)
+    assert (status, body) == (200, b"")
+    blend = h.wait(lambda: [f for f in h.srv.files.values() if f.filename == "scene.blend"], what=".blend")
+    assert blend[0].data.startswith(b"BLENDER") and blend[0].thread_ts == placeholder["ts"]
+    assert h.agent.status().envelopes_seen == 2 and len(_jobs(h)) == 1  # the stored .blend: no new job
 
 
 def test_a_signed_app_mention_renders_and_a_retry_starts_no_second_job(http_harness: Harness) -> None:
@@ -222,3 +229,64 @@ def test_a_trickled_body_loses_its_connection(monkeypatch: pytest.MonkeyPatch) -
         server.stop()
         seen.close()
     assert routed == []
+
+
+def test_serve_takes_signed_requests_over_http(tmp_path: Path) -> None:
+    """A real `serve --role listener --events-http` process: no Socket Mode connection, the
+    challenge answered, a signed /render queued in the job database, an unsigned one not."""
+    from headless_runner.sandbox.slack_server import FakeSlackServer
+    from slack_ai_addon.storage.db import open_sql_store
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/slack/events"
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    srv = FakeSlackServer(bot_token="xoxb-serve-http-1").start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update(SLACK_BOT_TOKEN="xoxb-serve-http-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=srv.api_url,
+               DATABASE_URL=db, XDG_DATA_HOME=str(tmp_path / "xdg"), SLACK_AI_OUTPUT_DIR=str(tmp_path / "out"),
+               SLACK_AI_PROVIDER_ORDER="offline", PYTHONPATH=str(ROOT))
+    node = subprocess.Popen([sys.executable, "-m", "headless_runner", "serve", "--role", "listener",
+                             "--events-http", f"127.0.0.1:{port}", "--log-format", "json"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True)
+
+    def signed(body: bytes, content_type: str) -> tuple[int, bytes]:
+        ts = str(int(time.time()))
+        sig = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body) or ""
+        try:
+            return _send(url, body, {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
+                                     "X-Slack-Signature": sig})
+        except OSError:
+            return 0, b""
+
+    try:
+        challenge = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+        deadline = time.monotonic() + 60
+        while (answer := signed(challenge, "application/json"))[0] != 200:
+            assert node.poll() is None and time.monotonic() < deadline, node.communicate()[1][-3000:]
+            time.sleep(0.2)
+        assert json.loads(answer[1]) == {"challenge": "c-123"}
+        slash = srv.workspace.slash_command_payload("/render", "a red cube", user_id="U0ALICE", channel_id=C,
+                                                     user_name="alice")
+        assert signed(urlencode(slash).encode(), FORM) == (200, b'{"response_type": "in_channel"}')
+        unsigned = dict(slash, text="a blue cube", trigger_id="t-unsigned")
+        assert _send(url, urlencode(unsigned).encode(), {"Content-Type": FORM})[0] == 401
+        store = open_sql_store(db, outbox_path=tmp_path / "check-outbox.jsonl")
+        try:
+            deadline = time.monotonic() + 10
+            while not (jobs := store.list_jobs(limit=10)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [j.request_text for j in jobs] == ["a red cube"]
+        finally:
+            store.close()
+        assert srv.connections_opened == 0  # no Socket Mode
+    finally:
+        node.send_signal(signal.SIGTERM)
+        _, stderr = node.communicate(timeout=60)
+        srv.stop()
+    assert node.returncode == 0, stderr[-3000:]
+    messages = [json.loads(line)["message"] for line in stderr.splitlines() if line.strip()]
+    assert any(f"listening for Slack's signed requests on {url}" in m for m in messages), messages
+    assert any("refused a request" in m and "(401)" in m for m in messages)
+    assert SIGNING_SECRET not in stderr and "xoxb-serve-http-1" not in stderr
