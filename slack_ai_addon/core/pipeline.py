@@ -283,6 +283,10 @@ class JobPipeline:
             return ""
         if own is not None:
             nodes.append(own)
+        if not nodes:
+            # No render node is live at all (a listener started first, a farm restarting):
+            # the job waits like any other, and the first node that comes up decides.
+            return ""
         return unrunnable_reason(req, nodes)
 
     @staticmethod

@@ -202,6 +202,25 @@ def test_a_job_no_node_can_run_fails_at_submit_with_the_reason(db: str, tmp_path
     store.close()
 
 
+def test_with_no_live_render_node_at_all_the_job_waits_for_the_first(db: str, tmp_path: Path) -> None:
+    """A listener started before its workers (or a farm restarting) queues as usual; the first
+    worker's sweep decides."""
+    store = _store(db, tmp_path, "listener")
+    pipe, events = _pipeline(tmp_path, store, "listener", None, renders=False,
+                             required=JobRequirements.from_settings(require_gpu=True))
+    store.upsert_node(_node("gpu-old", GPU, beat=time.time() - 600))
+    job = pipe.submit(Job(kind=JobKind.RENDER, request_text="a cube"))
+    assert store.get(job.id).status is JobStatus.QUEUED and events.kinds() == ["queued"]  # type: ignore[union-attr]
+    worker, worker_events = _pipeline(tmp_path, _store(db, tmp_path, "cpu-1"), "cpu-1", CPU)
+    disp = Dispatcher(worker, heartbeat_s=0.05, node_info=_node("cpu-1", CPU))
+    try:
+        _drive(disp, lambda: store.get(job.id).status is JobStatus.FAILED)  # type: ignore[union-attr]
+    finally:
+        disp.shutdown()
+    assert "0 live GPU nodes (1 live render node in all)" in store.get(job.id).error  # type: ignore[union-attr]
+    assert worker_events.kinds() == ["failed"]
+
+
 def test_an_admin_engine_is_required_and_rendered_with(db: str, tmp_path: Path) -> None:
     store = _store(db, tmp_path, "n")
     pipe, _ = _pipeline(tmp_path, store, "n", CPU, required=JobRequirements.from_settings(require_engine="workbench"))
