@@ -152,7 +152,7 @@ class AgentRouter:
                 sub = text.split()[0].lower() if text.split() else "help"
                 if sub == "help":
                     return {"response_type": "ephemeral", "text": bk.HELP_TEXT}
-                if sub in ("status", "jobs", "stats", "cancel"):
+                if sub in ("status", "jobs", "stats", "cancel", "assets"):
                     return None  # answered through response_url once the lookups are done
                 return {"response_type": "ephemeral",
                         "text": f"I don't know `/blender {bk.escape(bk.clip(sub, 40))}`.\n\n{bk.HELP_TEXT}"}
@@ -296,9 +296,9 @@ class AgentRouter:
             self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}")
             words = text.split()
             sub = words[0].lower() if words else "help"
-            arg = words[1] if len(words) > 1 else ""
+            arg = " ".join(words[1:]) if sub == "assets" else (words[1] if len(words) > 1 else "")
             self._audit(actor=user, action=f"blender:{sub}", target=arg)
-            if sub in ("status", "jobs", "stats", "cancel"):
+            if sub in ("status", "jobs", "stats", "cancel", "assets"):
                 self._in_io(lambda: self._blender_sub(sub, arg, user, target))
         else:
             self._record_in(channel=channel, user=user, kind=f"slash:{command}", text=f"{command} {text}")
@@ -311,6 +311,13 @@ class AgentRouter:
         elif sub == "stats":
             text = self.stats_text()
             self._post_stats_chart(target)
+        elif sub == "assets":  # issue 15: agent/asset_list.py
+            from .asset_list import asset_list_reply
+
+            def upload(path: str, title: str) -> None:
+                if target.channel:
+                    self.outbox.upload(target.channel, "", [(path, title)], "Asset previews")
+            text = asset_list_reply(arg, upload)
         else:
             text = self.cancel_job(arg, user)
         if not (target.response_url and self.outbox.respond(target.response_url, text)):
