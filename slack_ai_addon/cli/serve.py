@@ -134,8 +134,12 @@ def run(args: argparse.Namespace) -> int:
             log.info("connected to Slack as <@%s>; waiting for /render, /analyze, /blender (Ctrl-C to stop)",
                      st.bot_user_id)
         # A refusal can follow the socket's opening: then the node stops instead of looping.
-        threading.Thread(target=lambda: agent.refused.wait() and stop.set(), name="slackai-refusal-watch",
-                         daemon=True).start()
+        refused = agent.refused
+
+        def stop_when_refused() -> None:
+            refused.wait()
+            stop.set()
+        threading.Thread(target=stop_when_refused, name="slackai-refusal-watch", daemon=True).start()
     log.info("node %s serving as %s", health.node, role)
     started = time.time()
     try:
