@@ -1,7 +1,8 @@
 """/metrics of a serving node after one render that came through Slack: a real `serve --role
 both` process (real bpy, a tiny still) against the local Slack server and a fake OpenAI whose
 first answer is a 500. Parsed with prometheus-client's own parser: the Slack ack latency
-histogram, LLM calls, failures and cost by provider, and reconnects as a counter."""
+histogram, LLM calls, failures and cost by provider, and reconnects as a counter. And the
+standalone `dashboard` command reading the same table."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from headless_runner.sandbox import FakeSlackServer
-from slack_ai_addon.core.jobs import JobStatus
+from slack_ai_addon.core.jobs import Job, JobKind, JobOutput, JobStatus, NodeInfo, Requester
 from slack_ai_addon.storage.db import open_sql_store
 from tests.e2e.test_service_ops import _free_port, _get, _wait
 from tests.fakes.fake_openai import FakeOpenAI, Reply
 
-pytestmark = [pytest.mark.slow, pytest.mark.blender]
 KEY = "sk-fake-metrics-key-0001"
 SPEC = {"objects": [{"primitive": "torus", "material": {"base_color": "#00ff00"}}],
         "output": {"engine": "cycles", "width": 64, "height": 48, "samples": 2}}
@@ -39,6 +40,8 @@ def _value(families: dict[str, Any], family: str, sample: str, **labels: str) ->
                if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
+@pytest.mark.slow
+@pytest.mark.blender
 def test_metrics_after_one_render_through_slack(tmp_path: Path) -> None:
     srv = FakeSlackServer(echo_bot_messages=False, disconnect_grace_s=0.5).start()
     llm = FakeOpenAI("openai", api_key=KEY, responder=lambda body: SPEC).start()
@@ -100,3 +103,42 @@ def test_metrics_after_one_render_through_slack(tmp_path: Path) -> None:
         llm.stop()
         srv.stop()
     assert node.returncode == 0, (tmp_path / "node.log").read_text()[-3000:]
+
+
+def test_the_dashboard_command_serves_the_farm_from_the_database(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = open_sql_store(db, outbox_path=tmp_path / "test-outbox.jsonl")
+    now = time.time()
+    store.upsert_node(NodeInfo(id="gpu-box", role="worker", engines="cycles", gpu="RTX 4090", started_at=now,
+                               last_heartbeat=now, state="rendering", current_job="j1"))
+    store.upsert_node(NodeInfo(id="old-box", role="worker", last_heartbeat=now - 3600))
+    poster = tmp_path / "poster.png"
+    poster.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    job = store.add(Job(kind=JobKind.RENDER, request_text="<script>x</script>", requester=Requester(user_name="ana")))
+    store.set_outputs(job.id, [JobOutput(role="poster", path=str(poster), content_type="image/png")])
+    store.add(Job(kind=JobKind.ANALYZE, request_text="queued"))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))}
+    env.update(DATABASE_URL=db, NO_PROXY="127.0.0.1")
+    proc = subprocess.Popen([sys.executable, "-m", "headless_runner", "dashboard", "--http", f"127.0.0.1:{port}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        code, body = _wait(lambda: (r := _get(base + "/api/farm"))[0] == 200 and r, 30, "/api/farm")
+        farm = json.loads(body)
+        states = {n["id"]: n["shown_state"] for n in farm["nodes"]}
+        assert states == {"gpu-box": "rendering", "old-box": "offline"}  # a stale heartbeat shows offline
+        assert farm["queue_depth"] == 2
+        (row,) = [j for j in farm["jobs"] if j["id"] == job.id]
+        assert row["prompt"] == "<script>x</script>" and row["requester"] == "ana"  # JSON, escaped by the page
+        assert row["thumbnail"] == f"/api/jobs/{job.id}/thumbnail"
+        assert _get(base + row["thumbnail"]) == (200, poster.read_bytes())
+        page_code, page = _get(base + "/dashboard")
+        assert page_code == 200 and b'<script src="/dashboard.js"' in page and b"http" not in page.lower()
+        assert _get(base + "/dashboard.js")[0] == 200 and _get(base + "/health")[0] == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        store.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert f"http://127.0.0.1:{port}/dashboard" in out
