@@ -19,7 +19,7 @@ from .agent.deps import AgentDeps, NodeActivity
 from .core.config import Settings
 from .core.cost import CostPolicy
 from .core.dispatcher import Dispatcher
-from .core.jobs import JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
+from .core.jobs import ENGINES, JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
 from .core.pipeline import JobListener, JobPipeline, PipelineDeps
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ class Runtime:
         if self._dispatcher is None:
             kwargs.setdefault("stop_grace_s", self.settings.stop_grace_s)
             renders = self.pipeline.deps.renderer is not None
-            caps = self.pipeline.deps.capabilities or NodeCapabilities()
+            # A node built without detected capabilities claims unfiltered: it offers every engine.
+            caps = self.pipeline.deps.capabilities or NodeCapabilities(engines=ENGINES)
             kwargs.setdefault("node_info", NodeInfo(
                 id=self.pipeline.deps.node_id, host=socket.gethostname(), role=role,
                 blender_version=self.blender_version or (blender_version_text(caps.blender) if caps.blender else ""),
