@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _index: AssetIndex | None = None
 _matcher: tuple[int, AssetMatcher] | None = None
+_configured: tuple[str, tuple[tuple[str, str], ...], Path | None] | None = None  # folders, Blender's, cache
 
 
 def default_cache_path() -> Path:
@@ -32,11 +33,12 @@ def default_cache_path() -> Path:
 def configure(settings: Settings | None = None, *, folders: str | None = None,
               blender_libraries: Iterable[tuple[str, str]] = (), cache_path: Path | None = None) -> AssetIndex:
     """Make (and return) the current index for these libraries; the cache is loaded, not refreshed."""
-    global _index, _matcher
+    global _index, _matcher, _configured
     configured = folders if folders is not None else (settings.asset_libraries if settings else "")
-    index = AssetIndex(library_roots(configured, blender_libraries), cache_path or default_cache_path())
+    blender = tuple((str(n), str(p)) for n, p in blender_libraries)
+    index = AssetIndex(library_roots(configured, blender), cache_path or default_cache_path())
     with _lock:
-        _index, _matcher = index, None
+        _index, _matcher, _configured = index, None, (configured, blender, cache_path)
     if index.libraries:
         log.info("asset libraries: %s", ", ".join(f"{lib.name} ({lib.root})" for lib in index.libraries))
     return index
@@ -56,6 +58,18 @@ def current_index() -> AssetIndex:
     return configure(settings)
 
 
+def use_blender_libraries(blender_libraries: Iterable[tuple[str, str]]) -> AssetIndex:
+    """The current index with Blender's own libraries (which only Blender-side code can read)
+    added to the configured folders; rebuilt only when they changed."""
+    index = current_index()
+    blender = tuple((str(n), str(p)) for n, p in blender_libraries)
+    with _lock:
+        configured = _configured
+    if configured is None or configured[1] == blender:
+        return index
+    return configure(folders=configured[0], blender_libraries=blender, cache_path=configured[2])
+
+
 def current_matcher() -> AssetMatcher:
     """A matcher over the current index's snapshot (rebuilt only when the index changed)."""
     global _matcher
@@ -72,9 +86,9 @@ def current_matcher() -> AssetMatcher:
 
 def reset() -> None:
     """Forget the current index (tests; a settings change)."""
-    global _index, _matcher
+    global _index, _matcher, _configured
     with _lock:
-        _index, _matcher = None, None
+        _index, _matcher, _configured = None, None, None
 
 
 def asset_requirement_tags(spec: SceneSpec) -> list[str]:

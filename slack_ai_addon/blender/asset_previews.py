@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bpy
+
 from ..assets.index import AssetEntry, AssetIndex, preview_name
 from ..core.scene_spec import SceneSpec, SpecError, parse_scene_spec
 from .builder import build_scene
@@ -48,6 +50,7 @@ def preview_spec(entry: AssetEntry) -> SceneSpec:
 
 def render_preview(entry: AssetEntry, path: Path) -> None:
     spec = preview_spec(entry)
+    images_before = {img.as_pointer() for img in bpy.data.images}
     built = build_scene(spec, f"preview {entry.name}"[:40])
     try:
         configure_render(built.scene, spec)
@@ -56,6 +59,12 @@ def render_preview(entry: AssetEntry, path: Path) -> None:
         run_render_operator(built.scene, write_still=True)
     finally:
         built.cleanup()
+        # Rendering makes a 'Render Result' image: ours, when it did not exist before.
+        for img in [i for i in bpy.data.images if i.as_pointer() not in images_before]:
+            try:
+                bpy.data.images.remove(img)
+            except (ReferenceError, RuntimeError):
+                log.debug("could not remove image %s", img.name)
 
 
 def render_missing_previews(index: AssetIndex, *, budget_s: float | None = None) -> int:

@@ -134,6 +134,28 @@ def read_blend(path: Path, previews_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+_last_periodic = -1e9
+
+
+def refresh_if_due(*, every_s: float = 30.0, budget_s: float = 1.0) -> RefreshReport | None:
+    """The builder's periodic refresh, on the main thread before a job's scene is made: at most
+    every `every_s`, re-reads changed files and renders missing previews within `budget_s`
+    (what is left waits for the next job). Blender's own libraries are picked up here."""
+    global _last_periodic
+    now = time.monotonic()
+    if now - _last_periodic < every_s:
+        return None
+    _last_periodic = now
+    try:
+        index = service.use_blender_libraries(preference_libraries())
+        if not index.libraries:
+            return None
+        return refresh_assets(index, budget_s=budget_s)
+    except Exception:  # an index problem must never fail the job that happened to trigger it
+        log.warning("asset index refresh failed", exc_info=True)
+        return None
+
+
 def refresh_assets(index: AssetIndex | None = None, *, budget_s: float | None = None,
                    previews: bool = True) -> RefreshReport:
     """Refresh the current (or given) index on the main thread; with `previews`, previews for

@@ -39,7 +39,7 @@ from ..core.scene_spec import (
     WorldKind,
     hex_to_linear_rgba,
 )
-from . import asset_linker, compat
+from . import asset_linker, asset_reader, compat
 
 log = logging.getLogger(__name__)
 
@@ -503,6 +503,7 @@ def animate_objects(spec: SceneSpec, objects: Iterable[Any], built: BuiltScene) 
 
 def build_scene(spec: SceneSpec, job_id: str) -> BuiltScene:
     """Build `spec` into a new scene of its own. On failure everything made so far is removed."""
+    asset_reader.refresh_if_due()  # between jobs, within a budget (docs/ASSETS.md)
     fonts_before = {f.as_pointer() for f in bpy.data.fonts}
     scene = bpy.data.scenes.new(f"SlackAI {job_id}")
     built = BuiltScene(scene=scene, job_id=job_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ..assets.service import configure as configure_assets
 from ..core.config import Settings
 from ..core.jobs import ActivityRecorder
 from ..core.pipeline import Analyzer, SpecInterpreter
@@ -96,6 +97,7 @@ def build_interpreter(settings: Settings, *, store: ActivityRecorder | None = No
     """LLM scene interpretation with the offline interpreter as the last link."""
     chain = build_chain(settings, store=store, order=order)
     log.info("scene interpreter chain: %s", " -> ".join([*chain.labels, "offline"]))
+    configure_assets(settings=settings)  # the asset libraries these settings name (docs/ASSETS.md)
     return LLMSpecInterpreter(chain, OfflineInterpreter())
 
 

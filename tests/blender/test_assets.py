@@ -182,3 +182,30 @@ def test_appended_and_sized_asset(index: AssetIndex) -> None:
     finally:
         built.cleanup()
     assert datablock_counts() == before
+
+
+def test_jobs_refresh_the_index_between_them_within_a_budget(index: AssetIndex, library: dict[str, Path],
+                                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from slack_ai_addon.blender import builder
+
+    from .asset_library import write_many
+
+    extra = library["props"].parent / "extra"
+    write_many(extra, 1)  # a file added after the index was built: "Bench Prop 000"
+    monkeypatch.setattr(asset_reader, "_last_periodic", -1e9)
+    before = datablock_counts()
+    built = builder.build_scene(OfflineInterpreter().interpret("a red cube").spec, "refresh")
+    built.cleanup()
+    assert datablock_counts() == before  # preview renders clean up like jobs
+    index = service.current_index()  # now with Blender's own libraries (Preferences > File Paths) too
+    assert index.find("bench prop 000") is not None
+    made = [e for e in index.entries() if e.preview]
+    assert made and all(Path(e.preview).is_file() for e in made)
+    lamp = index.find("hero lamp")
+    if lamp and lamp.preview:  # rendered within the budget: the lamp's preview is magenta
+        px = np.asarray(Image.open(lamp.preview).convert("RGB")).astype(int)
+        assert ((px[..., 0] > 150) & (px[..., 2] > 150) & (px[..., 1] < 90)).sum() > 50
+    # Within the interval nothing is read again, whatever changed.
+    write_many(extra, 2)
+    builder.build_scene(OfflineInterpreter().interpret("a cube").spec, "again").cleanup()
+    assert service.current_index().find("bench prop 001") is None
