@@ -106,3 +106,27 @@ def asset_requirement_tags(spec: SceneSpec) -> list[str]:
         if tag and tag not in tags:
             tags.append(tag)
     return tags
+
+
+def asset_tags_for_text(text: str) -> list[str]:
+    """Capability tags for a request not yet interpreted: "assets:<library>" for each asset
+    phrase the offline grammar's matcher finds in it (the same matching the node will use).
+    For routing at submit time, on the node that takes the request; empty without libraries."""
+    matcher = current_matcher()
+    if not matcher:
+        return []
+    from .match import words_of
+
+    words = words_of(text)
+    tags: list[str] = []
+    i = 0
+    while i < len(words):
+        hit = matcher.match_at(words, i)
+        if hit is None:
+            i += 1
+            continue
+        tag = f"assets:{hit.entry.library.strip().lower()}"
+        if tag not in tags:
+            tags.append(tag)
+        i = hit.end
+    return tags

@@ -152,3 +152,8 @@ def test_llm_prompt_gets_a_bounded_candidate_list(index: AssetIndex) -> None:
     spec, _ = parse_scene_spec({"objects": [{"primitive": "asset", "asset": {"name": "Oak Barrel"}}],
                                 "world": {"asset": {"name": "Dusk", "library": "Other"}}})
     assert service.asset_requirement_tags(spec) == ["assets:studio", "assets:other"]
+
+
+def test_asset_tags_for_a_request_before_it_is_interpreted(index: AssetIndex) -> None:
+    assert service.asset_tags_for_text("three Oak Barrels in a row") == ["assets:studio"]
+    assert service.asset_tags_for_text("a red cube") == []
