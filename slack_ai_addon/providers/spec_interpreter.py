@@ -83,11 +83,37 @@ def parse_spec_completion(completion: Completion) -> tuple[SceneSpec, list[str]]
     """JSON out of the answer, then the spec's own validation (clamping included)."""
     data = extract_json(completion.content, completion.reasoning)
     try:
-        return parse_scene_spec(data)
+        spec, warnings = parse_scene_spec(data)
     except SpecError as err:
         raise InvalidOutput(str(err), raw=json.dumps(data)[:500],
                             repair_hint=f"That spec is invalid: {err}. Answer again with the corrected "
                                         "complete JSON spec only.") from None
+    unknown = unknown_assets(spec)
+    if unknown:
+        raise InvalidOutput(f"the spec names assets the libraries do not have: {'; '.join(unknown)}",
+                            raw=json.dumps(data)[:500],
+                            repair_hint=f"These assets do not exist: {'; '.join(unknown)}. Use only asset names "
+                                        "from the list, or leave the asset out. Answer again with the complete "
+                                        "JSON spec only.")
+    return spec, warnings
+
+
+def unknown_assets(spec: SceneSpec) -> list[str]:
+    """Asset names in a model's spec that the index does not know, each with its closest names
+    (a model may invent one; the build would fail on it)."""
+    refs = spec.asset_refs()
+    if not refs:
+        return []
+    from ..assets.service import current_index, current_matcher
+
+    index = current_index()
+    out = []
+    for ref in refs:
+        types = [ref.type.value] if ref.type is not None else None
+        if index.find(ref.name, library=ref.library, types=types) is None:
+            closest = current_matcher().closest_names(ref.name, types=types)
+            out.append(f'"{ref.name}"' + (f" (closest: {', '.join(closest)})" if closest else ""))
+    return out
 
 
 class LLMSpecInterpreter:

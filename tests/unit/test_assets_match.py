@@ -157,3 +157,19 @@ def test_llm_prompt_gets_a_bounded_candidate_list(index: AssetIndex) -> None:
 def test_asset_tags_for_a_request_before_it_is_interpreted(index: AssetIndex) -> None:
     assert service.asset_tags_for_text("three Oak Barrels in a row") == ["assets:studio"]
     assert service.asset_tags_for_text("a red cube") == []
+
+
+def test_a_model_that_invents_an_asset_is_asked_again(index: AssetIndex) -> None:
+    import json
+
+    from slack_ai_addon.providers.client import Completion
+    from slack_ai_addon.providers.errors import InvalidOutput
+    from slack_ai_addon.providers.spec_interpreter import parse_spec_completion
+
+    good = {"objects": [{"primitive": "asset", "asset": {"name": "oak barrel"}}]}
+    spec, _ = parse_spec_completion(Completion(content=json.dumps(good), model="m"))
+    assert spec.objects[0].asset and spec.objects[0].asset.name == "oak barrel"
+    bad = {"objects": [{"primitive": "asset", "asset": {"name": "Hero Chair"}}]}
+    with pytest.raises(InvalidOutput) as err:
+        parse_spec_completion(Completion(content=json.dumps(bad), model="m"))
+    assert "Hero Chair" in err.value.repair_hint and "Hero Lamp" in err.value.repair_hint
