@@ -20,6 +20,7 @@ one final reply.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -398,7 +399,7 @@ class Dispatcher:
                 log.exception("prepare failed", extra={"job_id": job.id})
                 self._fail(job, f"could not interpret the request: {exc}")
                 return
-            if self.stopping:
+            if self.stopping or self._engine_missing_here(job):
                 self._hand_back(job)
                 return
             renewal = self.store.renew_lease(job.lease, self.lease_s)
@@ -419,6 +420,21 @@ class Dispatcher:
         except BaseException:  # the pool would swallow it; the job must not stay held forever
             log.exception("preparing job failed", extra={"job_id": job.id})
             self._fail(job, "internal error while preparing the job")
+
+    def _engine_missing_here(self, job: Job) -> bool:
+        """The interpreted request chose an engine this node's Blender lacks (a text names its
+        engine only once interpreted): record that requirement on the job and hand it back,
+        so a node that has the engine takes it, or the sweep says that none does."""
+        caps = self.pipeline.deps.capabilities
+        if caps is None or self.claim_only is not None or job.kind is not JobKind.RENDER or job.spec is None:
+            return False  # (a one-shot run renders its own job here or says why it cannot)
+        engine = str((job.spec.get("output") or {}).get("engine") or "")
+        if not engine or engine in caps.engines:
+            return False
+        job.requirements = dataclasses.replace(job.requirements, engine=engine)
+        log.warning("the request needs %s, which this node's Blender lacks; handing it back", engine,
+                    extra={"job_id": job.id})
+        return True
 
     def _finish(self, job: Job, result: RenderResult | None) -> None:
         try:

@@ -112,7 +112,8 @@ WRITE_COLUMNS: dict[str, tuple[str, ...]] = {
     "running": ("status", "spec", "result", "warnings", "timings"),
     "uploading": ("status", "outputs", "timings", "warnings"),
     "final": ("status", "spec", "result", "warnings", "timings", "outputs", "error", "render_s", "progress"),
-    "release": ("status", "lease_owner", "progress"),
+    # A release also records an engine requirement learnt while preparing (capability routing).
+    "release": ("status", "lease_owner", "progress", "req_engine"),
 }
 
 

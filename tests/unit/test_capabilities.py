@@ -310,3 +310,45 @@ def test_a_blocked_node_leaves_its_jobs_to_a_healthy_node(db: str, tmp_path: Pat
         healthy.shutdown()
     rest = [store.get(j.id) for j in jobs if j.id not in failed]
     assert [(r.status, r.lease_owner) for r in rest] == [(JobStatus.DONE, "healthy")] * 2  # type: ignore[union-attr]
+
+
+class EeveeInterpreter(FixedInterpreter):
+    """Chooses EEVEE when the text asks for it, as the real interpreters do."""
+
+    def interpret(self, text, *, previous=None, correlation_id=""):  # type: ignore[no-untyped-def]
+        interp = super().interpret(text, previous=previous, correlation_id=correlation_id)
+        if "eevee" in text:
+            interp.spec.output.engine = "eevee"  # type: ignore[assignment]
+        return interp
+
+
+def test_an_engine_chosen_by_the_text_goes_to_a_node_that_has_it(db: str, tmp_path: Path) -> None:
+    no_eevee = NodeCapabilities(engines=("cycles", "workbench"), blender=50200)
+    store = _store(db, tmp_path, "reader")
+    store.upsert_node(_node("full", CPU))  # a live node with EEVEE: the job is not unrunnable
+    lacking, lacking_events = _pipeline(tmp_path, _store(db, tmp_path, "lacking"), "lacking", no_eevee)
+    lacking.deps.interpreter = EeveeInterpreter()
+    job = lacking.submit(Job(kind=JobKind.RENDER, request_text="a cube in eevee"))
+    assert job.requirements.empty  # the text names its engine only once interpreted
+    disp = Dispatcher(lacking, heartbeat_s=0.05, node_info=_node("lacking", no_eevee))
+    try:
+        _drive(disp, lambda: (r := store.get(job.id)) is not None and r.requirements.engine == "eevee"
+               and r.status is JobStatus.QUEUED)
+        for _ in range(20):  # it does not take the job again
+            disp.drain(0.0)
+            time.sleep(0.01)
+        assert store.get(job.id).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    finally:
+        disp.shutdown()
+    assert disp.pipeline.deps.renderer.threads == []  # type: ignore[union-attr]  # nothing rendered there
+    full, events = _pipeline(tmp_path, _store(db, tmp_path, "full"), "full", CPU)
+    full.deps.interpreter = EeveeInterpreter()
+    other = Dispatcher(full, heartbeat_s=0.05, node_info=_node("full", CPU))
+    try:
+        _drive(other, lambda: store.get(job.id).status.is_final)  # type: ignore[union-attr]
+    finally:
+        other.shutdown()
+    row = store.get(job.id)
+    assert row is not None and row.status is JobStatus.DONE and row.lease_owner == "full"
+    assert row.spec["output"]["engine"] == "eevee" and row.attempts == 2  # type: ignore[index]
+    assert "failed" not in lacking_events.kinds() and events.kinds()[-1] == "done"
