@@ -209,3 +209,18 @@ def test_jobs_refresh_the_index_between_them_within_a_budget(index: AssetIndex, 
     write_many(extra, 2)
     builder.build_scene(OfflineInterpreter().interpret("a cube").spec, "again").cleanup()
     assert service.current_index().find("bench prop 001") is None
+
+
+def test_a_registered_script_comes_along_with_its_asset_and_still_does_not_run(
+        index: AssetIndex, library: dict[str, Path]) -> None:
+    from slack_ai_addon.blender import builder
+
+    for text in ("a cube with the neon green material", "a cube with the neon green material, appended"):
+        built = builder.build_scene(OfflineInterpreter().interpret(text).spec, "script")
+        try:
+            # The library's registered text block is loaded with the material that points at it...
+            assert [t.use_module for t in bpy.data.texts] == [True]
+        finally:
+            built.cleanup()
+        # ...and never ran, linked or appended; cleanup takes it away again.
+        assert not library["marker"].exists() and not bpy.data.texts

@@ -173,3 +173,20 @@ def test_a_model_that_invents_an_asset_is_asked_again(index: AssetIndex) -> None
     with pytest.raises(InvalidOutput) as err:
         parse_spec_completion(Completion(content=json.dumps(bad), model="m"))
     assert "Hero Chair" in err.value.repair_hint and "Hero Lamp" in err.value.repair_hint
+
+
+@pytest.mark.parametrize(("text", "count"), [("five oak barrels in a circle", 5), ("four hero lamps in a grid", 4),
+                                             ("two oak barrels and a red cube in a row", 3)])
+def test_asset_copies_are_arranged_without_overlap(index: AssetIndex, text: str, count: int) -> None:
+    objects = OfflineInterpreter().interpret(text).spec.objects
+    assert len(objects) == count
+    halves = {"Oak Barrel": 0.35, "Hero Lamp": 0.25}
+    for a in objects:
+        for b in objects:
+            if a is b:
+                continue
+            ra = halves[a.asset.name] if a.asset else 0.5
+            rb = halves[b.asset.name] if b.asset else 0.5
+            gap = max(abs(a.location.x - b.location.x), abs(a.location.y - b.location.y))
+            assert gap >= ra + rb - 1e-6, (a.name, b.name)
+    assert all(o.location.z == 0.0 for o in objects if o.asset)  # assets stand on the floor
