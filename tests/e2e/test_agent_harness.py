@@ -174,8 +174,11 @@ def make_harness(tmp_path: Path, *, frame_s: float = 0.05, update_interval_s: fl
                         admin_user_ids=admins, heartbeat_s=0.5,
                         # Quotas off unless a test asks for them (tests/e2e/test_access_quota_e2e.py
                         # does): the other tests send more requests per minute than a person would.
+                        # The farm's Slack budget runs on Slack's clock too: limits per real minute.
                         **{"quota_user_requests_per_minute": 0, "quota_channel_requests_per_minute": 0,
-                           "quota_user_queued": 0, "quota_channel_queued": 0, **(settings_kwargs or {})})
+                           "quota_user_queued": 0, "quota_channel_queued": 0,
+                           "slack_updates_per_minute": 50 / srv.rate_window_scale,
+                           "slack_posts_per_second": 1 / srv.rate_window_scale, **(settings_kwargs or {})})
     store = store or temp_job_store()
     renderer = StubRenderer(frame_s=frame_s)
     interpreter = StubInterpreter()
