@@ -33,8 +33,8 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | Image
 def _tile(entry: AssetEntry) -> Image.Image:
     if entry.preview and Path(entry.preview).is_file():
         try:
-            with Image.open(entry.preview) as img:
-                img = img.convert("RGBA")
+            with Image.open(entry.preview) as opened:
+                img = opened.convert("RGBA")
                 img.thumbnail((TILE, TILE))
                 tile = Image.new("RGB", (TILE, TILE), BACKGROUND)
                 tile.paste(img, ((TILE - img.width) // 2, (TILE - img.height) // 2), img)

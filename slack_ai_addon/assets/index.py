@@ -256,8 +256,8 @@ class AssetIndex:
         start = clock()
         report = RefreshReport()
         changed, removed = self.changed_files()
-        for path in removed:
-            rec = self._files.pop(path)
+        for gone in removed:
+            rec = self._files.pop(gone)
             self._drop_previews(rec)
         report.removed = len(removed)
         previews = self.previews_dir or Path(os.devnull)

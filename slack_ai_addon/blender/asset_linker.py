@@ -101,7 +101,8 @@ def load_asset(built: BuiltScene, entry: AssetEntry, *, append: bool) -> Any:
     attr = DATA_ATTRS[entry.type]
     before = _id_pointers()
     try:
-        with bpy.data.libraries.load(entry.file, link=not append, assets_only=True) as (data_from, data_to):
+        libraries: Any = bpy.data.libraries  # the stubs type load() as returning None; it is a context manager
+        with libraries.load(entry.file, link=not append, assets_only=True) as (data_from, data_to):
             if entry.name not in getattr(data_from, attr):
                 raise SpecError(f'The asset "{defuse_markup(entry.name)}" is no longer in its library file; '
                                 "ask again in a moment (the index is refreshed).", ["asset"])

@@ -110,7 +110,8 @@ def _save_preview(idblock: Any, path: Path) -> bool:
 def read_blend(path: Path, previews_dir: Path) -> list[dict[str, Any]]:
     """The marked assets of one .blend: name, type, tags, description, catalog_id, bounds, preview."""
     out: list[dict[str, Any]] = []
-    with bpy.data.temp_data() as temp:
+    temp_data: Any = bpy.data.temp_data()  # the stubs do not know it is a context manager
+    with temp_data as temp:
         with temp.libraries.load(str(path), link=True, assets_only=True) as (data_from, data_to):
             for attr in DATA_ATTRS.values():
                 setattr(data_to, attr, list(getattr(data_from, attr)))
