@@ -69,6 +69,9 @@ class AssetMatcher:
     def __init__(self, entries: Iterable[AssetEntry]) -> None:
         self.entries = sorted(entries, key=lambda e: (e.name.lower(), e.type, e.library))
         self._vocab: list[_Vocab] = []
+        # word -> the assets whose vocabulary has it: every phrase that scores needs all its
+        # words in the asset's vocabulary, so its first word picks the only candidates.
+        self._by_word: dict[str, list[_Vocab]] = {}
         for e in self.entries:
             name = tuple(words_of(e.name))
             if not name:
@@ -76,7 +79,10 @@ class AssetMatcher:
             tags = frozenset(tuple(words_of(t)) for t in e.tags if words_of(t))
             catalog = frozenset(words_of(e.catalog))
             tag_words = frozenset(w for t in tags for w in t)
-            self._vocab.append(_Vocab(e, name, frozenset(name), tags, frozenset(name) | tag_words | catalog))
+            vocab = _Vocab(e, name, frozenset(name), tags, frozenset(name) | tag_words | catalog)
+            self._vocab.append(vocab)
+            for word in vocab.words:
+                self._by_word.setdefault(word, []).append(vocab)
 
     def __bool__(self) -> bool:
         return bool(self._vocab)
@@ -94,13 +100,16 @@ class AssetMatcher:
         owns it (a shape or colour word). `usable(k)` says whether word k may be read.
         """
         best: AssetHit | None = None
+        candidates = self._by_word.get(singular(words[i]), []) if 0 <= i < len(words) else []
+        if not candidates:
+            return None
         for n in range(min(MAX_SPAN, len(words) - i), 0, -1):
             if not all(usable(k) for k in range(i, i + n)):
                 continue
             raw = [w.lower() for w in words[i:i + n]]
             span = tuple(singular(w) for w in raw)
             plural = raw[-1] != span[-1]
-            for v in self._vocab:
+            for v in candidates:
                 if types and v.entry.type not in types:
                     continue
                 score = self._score(v, span, reserved)
