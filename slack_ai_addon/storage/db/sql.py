@@ -246,13 +246,15 @@ class Queries:
                 f"AND NOT EXISTS (SELECT 1 FROM {self.d.json_array_values(alias + '.req_tags', 'rt')} "
                 f"WHERE rt.value NOT IN (SELECT nt.value FROM {tags}))")
 
-    def _recent_use(self, alias: str) -> str:
-        """Fair scheduling: how much the job's requester is using the farm now, counted as
-        their jobs claimed since :recent_since or still in flight. The T-SQL count reads
-        past rows other claims hold locked (READPAST): an estimate is enough to order by."""
+    def _recent_use(self) -> str:
+        """Fair scheduling: how much each requester is using the farm now, as a row source
+        `u (user_id, n)`: their jobs claimed since :recent_since or still in flight. Counted
+        once per claim and joined (a count per queued row was 30x slower with 2,000 queued).
+        The T-SQL count reads past rows other claims hold locked (READPAST): an estimate is
+        enough to order by, and claims never wait for each other."""
         hint = " WITH (READPAST)" if self.d.is_tsql else ""
-        return (f"(SELECT COUNT(*) FROM jobs AS r{hint} WHERE r.user_id = {alias}.user_id "
-                f"AND (r.claimed_at >= :recent_since OR r.status IN ({in_list('live', 3)})))")
+        return (f"(SELECT r.user_id, COUNT(*) AS n FROM jobs AS r{hint} WHERE r.claimed_at >= :recent_since "
+                f"OR r.status IN ({in_list('live', 3)}) GROUP BY r.user_id) AS u")
 
     def claim_next(self, kinds: int, *, capabilities: bool = False) -> str:
         """The next job for a node: queued, of a kind it takes, not failed there, runnable
@@ -261,15 +263,17 @@ class Queries:
         where = f"j.status = :queued{kind_filter} AND {self._not_failed_here('j')}"
         if capabilities:
             where += f" AND {self._can_run_here('j')}"
-        order = f"{self._recent_use('j')}, j.created_at, j.id"
+        source = (f"jobs AS j{self.d.lock_hint(skip_locked=True)} "
+                  f"LEFT JOIN {self._recent_use()} ON u.user_id = j.user_id")
+        order = "COALESCE(u.n, 0), j.created_at, j.id"
         if self.d.is_tsql:
             # READPAST skips rows other nodes are claiming right now, so claims never queue
-            # behind each other; UPDLOCK keeps the chosen row ours until the UPDATE.
+            # behind each other; UPDLOCK keeps the chosen row ours until the UPDATE. The CTE
+            # updates jobs only (the joined counts are read, never written).
             return self._p(
-                f"WITH next_job AS (SELECT TOP (1) * FROM jobs AS j{self.d.lock_hint(skip_locked=True)} "
-                f"WHERE {where} ORDER BY {order}) "
+                f"WITH next_job AS (SELECT TOP (1) j.* FROM {source} WHERE {where} ORDER BY {order}) "
                 f"UPDATE next_job SET {self._claim_set()} OUTPUT inserted.*")
-        return (f"UPDATE jobs SET {self._claim_set()} WHERE id = (SELECT j.id FROM jobs AS j WHERE {where} "
+        return (f"UPDATE jobs SET {self._claim_set()} WHERE id = (SELECT j.id FROM {source} WHERE {where} "
                 f"ORDER BY {order} LIMIT 1) RETURNING *")
 
     def queued_requirements(self) -> str:
