@@ -224,3 +224,40 @@ def test_a_registered_script_comes_along_with_its_asset_and_still_does_not_run(
             built.cleanup()
         # ...and never ran, linked or appended; cleanup takes it away again.
         assert not library["marker"].exists() and not bpy.data.texts
+
+
+def test_slash_render_of_assets_through_slack(index: AssetIndex, tmp_path: Path) -> None:
+    """`/render the hero lamp ...` over Socket Mode with real Blender: the uploaded image has the
+    magenta lamp; `/render the hero chair` answers with the closest asset and renders nothing."""
+    import io
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+    from test_agent_harness import close_harness, make_harness
+
+    from slack_ai_addon.blender.renderer import BlenderSceneRenderer
+
+    from .test_slack_real_render import _drain_until
+
+    channel = "C0ASSETS"
+    h = make_harness(tmp_path)
+    h.runtime.pipeline.deps.renderer = BlenderSceneRenderer(save_blend=False)
+    h.runtime.pipeline.deps.interpreter = OfflineInterpreter()
+    try:
+        h.agent.start()
+        assert h.agent.wait_until_connected(10)
+        h.srv.send_slash_command("/render", "the hero lamp on a checkered floor" + TINY, user_id="U1",
+                                 channel_id=channel)
+        ts = _drain_until(h, lambda: h.bot_messages(channel), 10, "placeholder")[0]["ts"]
+        _drain_until(h, lambda: h.final_update(ts), 60, "final update")
+        (image,) = [f for f in h.srv.files.values() if f.thread_ts == ts and f.filename.endswith(".png")]
+        px = np.asarray(Image.open(io.BytesIO(image.data)).convert("RGB")).astype(int)
+        assert ((px[..., 0] > 150) & (px[..., 2] > 150) & (px[..., 1] < 90)).sum() > 100
+
+        h.srv.send_slash_command("/render", "the hero chair", user_id="U1", channel_id=channel)
+        reply = _drain_until(h, lambda: [m for m in h.srv.calls() if "Hero Lamp" in str(m.params)
+                                         and "hero chair" in str(m.params)], 20, "closest-asset reply")
+        assert reply
+        assert len([f for f in h.srv.files.values() if f.filename.endswith(".png")]) == 1  # nothing rendered
+    finally:
+        close_harness(h)
