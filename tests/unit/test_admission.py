@@ -176,7 +176,8 @@ def test_retry_phrases() -> None:
 def test_quota_statements_parse_as_tsql(scope: str) -> None:
     q = Queries(TSQL)
     window = q.quota_window(scope)
-    params = {"key": "U1'; DROP TABLE jobs; --", "minute_since": 1.5, "day_since": 0.0, "since": 0.0}
+    params: dict[str, str | float] = {"key": "U1'; DROP TABLE jobs; --", "minute_since": 1.5, "day_since": 0.0,
+                                      "since": 0.0}
     bound = _mssql.substitute_params(window, params).decode()
     (tree,) = sqlglot.parse(bound, read="tsql", error_level=sqlglot.ErrorLevel.RAISE)
     assert tree is not None and "DROP" not in window
