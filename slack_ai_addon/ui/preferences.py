@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.config import ENV_VARS, ConfigError, Settings, load_settings
 from . import state
@@ -82,6 +82,40 @@ GROUPS: dict[str, tuple[str, tuple[str, ...], tuple[PrefField, ...]]] = {
         PrefField("default_engine", "Default Engine", "cycles, eevee or workbench"),
         PrefField("lease_s", "Lease (s)", "How long a claimed job stays ours without a heartbeat"),
         PrefField("heartbeat_s", "Heartbeat (s)", "How often leases are renewed"),
+        PrefField("stop_grace_s", "Stop Grace (s)",
+                  "On stop, how long a running render may go on before it is handed back"),
+        PrefField("render_threads", "Render Threads",
+                  "Render threads; 0: automatic (one core left to the Slack agent while it is attached)"),
+    )),
+    "access": ("Access, Quotas and Cost Tiers", (), (
+        PrefField("allowed_team_ids", "Allowed Workspaces", "Comma-separated Slack team ids; empty: any"),
+        PrefField("allowed_channel_ids", "Allowed Channels", "Comma-separated channel ids; empty: any channel"),
+        PrefField("allowed_user_ids", "Allowed Users", "Comma-separated user ids; empty: everyone in the workspace"),
+        PrefField("quota_user_requests_per_minute", "Requests/min per User", "0: no limit"),
+        PrefField("quota_channel_requests_per_minute", "Requests/min per Channel", "0: no limit"),
+        PrefField("quota_user_render_s_per_day", "Render s/day per User", "Render seconds per UTC day; 0: no limit"),
+        PrefField("quota_channel_render_s_per_day", "Render s/day per Channel",
+                  "Render seconds per UTC day; 0: no limit"),
+        PrefField("quota_user_queued", "Queued Jobs per User", "Unfinished jobs one user may have; 0: no limit"),
+        PrefField("quota_channel_queued", "Queued Jobs per Channel",
+                  "Unfinished jobs one channel may have; 0: no limit"),
+        PrefField("queue_cap", "Queue Cap", "Queued jobs across the farm; 0: no limit"),
+        PrefField("user_max_cost_s", "User Cost Limit (s)",
+                  "Estimated CPU render seconds one job of a non-admin may cost; bigger jobs are reduced"),
+        PrefField("admin_max_cost_s", "Admin Cost Limit (s)", "Estimated CPU render seconds one admin job may cost"),
+    )),
+    "farm": ("Farm", (), (
+        PrefField("node_gpu", "Node GPU", "empty: detect; none: no GPU; else the GPU's name"),
+        PrefField("node_tags", "Node Tags", "Comma-separated capability tags this node offers, e.g. assets:props"),
+        PrefField("require_gpu", "Require GPU", "Every job needs a GPU node"),
+        PrefField("require_engine", "Require Engine", "Every job needs this engine; empty: the request's own"),
+        PrefField("require_blender", "Require Blender", "Every job needs at least this Blender version, e.g. 4.2"),
+        PrefField("slack_updates_per_minute", "Slack Updates/min",
+                  "chat.update calls per minute across the whole farm (Slack Tier 3: about 50)"),
+        PrefField("slack_posts_per_second", "Slack Posts/s per Channel",
+                  "chat.postMessage calls per second per channel across the farm (Slack: about 1)"),
+        PrefField("events_http", "Events over HTTP",
+                  "HOST:PORT for Slack's Events API over HTTP instead of Socket Mode; empty: off"),
     )),
     "logging": ("Logging", (), (
         PrefField("log_level", "Log Level", "DEBUG, INFO, WARNING or ERROR"),
@@ -90,6 +124,9 @@ GROUPS: dict[str, tuple[str, tuple[str, ...], tuple[PrefField, ...]]] = {
                   "empty: off"),
     )),
 }
+# Float settings whose allowed range starts below 1 (0 = no limit, or a rate below one a second).
+FLOAT_MIN = {"stop_grace_s": 0.0, "quota_user_render_s_per_day": 0.0, "quota_channel_render_s_per_day": 0.0,
+             "slack_posts_per_second": 0.01, "slack_updates_per_minute": 0.01}
 ALL_FIELDS = [f for _title, _services, fields in GROUPS.values() for f in fields]
 SECRET_NAMES = frozenset(f.name for f in ALL_FIELDS if f.secret)
 
@@ -109,8 +146,14 @@ def _property(f: PrefField) -> Any:
     if f.secret:
         return _secret_property(f)
     default = getattr(DEFAULTS, f.name)
+    if isinstance(default, bool):
+        return BoolProperty(name=f.label, description=f.tooltip, default=default)
+    if isinstance(default, int):
+        return IntProperty(name=f.label, description=f.tooltip, default=default, min=0, max=100_000)
     if isinstance(default, float):
-        return FloatProperty(name=f.label, description=f.tooltip, default=default, min=1.0, max=3600.0)
+        low = FLOAT_MIN.get(f.name, 1.0)
+        return FloatProperty(name=f.label, description=f.tooltip, default=default, min=low,
+                             max=max(3600.0, default * 10))
     subtype = "DIR_PATH" if f.name == "output_dir" else "NONE"
     return StringProperty(name=f.label, description=f.tooltip, default=str(default), subtype=subtype)
 
