@@ -176,6 +176,7 @@ def _updates_by_ts(calls: list[Any]) -> tuple[Counter[str], Counter[str]]:
     return finals, others
 
 
+@pytest.mark.slow  # two farms of four processes: about 35 s on two cores
 def test_twenty_renders_on_three_workers_stay_inside_one_slack_budget(tmp_path: Path) -> None:
     run = run_farm(tmp_path / "budget", UPDATES_PER_MINUTE)
     calls = run["calls"]
