@@ -66,9 +66,16 @@ def main() -> int:
     ap.add_argument("--busy", type=float, default=0.25, help="seconds of CPU (GIL released) per render frame")
     ap.add_argument("--switch-interval", type=float, default=None,
                     help="sys.setswitchinterval for the agent process (Python's default is 0.005 s)")
+    ap.add_argument("--render", choices=("stub", "blender"), default="stub",
+                    help="blender: a real Cycles animation (bpy, 320x240) on the main thread instead of the busy stub")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="with --render blender: render threads (0 = all cores, as Settings.render_threads=0 on a "
+                         "small machine)")
     args = ap.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
+    if args.render == "blender":
+        return main_blender(args)
 
     from test_agent_harness import StubAnalyzer, StubInterpreter, StubRenderer
 
@@ -135,6 +142,111 @@ def main() -> int:
     finally:
         stop.set()
         drainer.join(5)
+        agent.stop(10)
+        runtime.close()
+        parent.send(("stop", None))
+        parent.recv()
+        proc.join(5)
+
+
+def main_blender(args: argparse.Namespace) -> int:
+    """The burst while Blender renders a real Cycles animation on this process's main thread.
+
+    Also measures the render's throughput (seconds per frame, median) with the chosen
+    thread count, so a run with --threads 0 and one with --threads N compare both numbers.
+    """
+    import bpy  # noqa: F401  (Blender first: the renderer's imports need it)
+    from test_agent_harness import StubAnalyzer, StubInterpreter
+
+    from slack_ai_addon.agent.service import AgentService
+    from slack_ai_addon.blender import headless
+    from slack_ai_addon.blender.render_settings import RenderThreads
+    from slack_ai_addon.blender.renderer import BlenderSceneRenderer
+    from slack_ai_addon.core.config import Settings
+    from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps
+    from slack_ai_addon.core.scene_spec import SceneSpec
+    from slack_ai_addon.runtime import Runtime
+    from tests.job_store import temp_job_store
+
+    headless.prepare_module_mode()
+    stub = StubInterpreter()
+
+    class CyclesAnimation:
+        def interpret(self, text: str, *, previous: Any = None, correlation_id: str = "") -> Interpretation:
+            data = stub.interpret(text, previous=previous).spec.to_json_dict()
+            data["output"].update(engine="cycles", width=320, height=240, samples=32)
+            data["floor"] = {"kind": "checkered"}
+            return Interpretation(spec=SceneSpec.model_validate(data), provider="bench")
+
+    frame_times: list[float] = []
+
+    class TimedRenderer(BlenderSceneRenderer):
+        def render_steps(self, spec: Any, out_dir: Path, *, job_id: str, progress: Any, should_stop: Any) -> Any:
+            def timed(p: Any) -> None:
+                if p.stage == "rendering":
+                    frame_times.append(time.perf_counter())
+                progress(p)
+            return super().render_steps(spec, out_dir, job_id=job_id, progress=timed, should_stop=should_stop)
+
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=serve_slack, args=(child,), daemon=True)
+    proc.start()
+    api_url = parent.recv()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ack-proc-"))
+    settings = Settings(slack_bot_token="xoxb-sandbox", slack_app_token="xapp-sandbox", slack_api_url=api_url,
+                        output_dir=str(tmp), node_id="bench", render_threads=args.threads)
+    store = temp_job_store()
+    threads = RenderThreads(setting=args.threads)
+    deps = PipelineDeps(store=store, interpreter=CyclesAnimation(), analyzer=StubAnalyzer(), output_dir=tmp,
+                        node_id="bench", renderer=TimedRenderer(save_blend=False, threads=threads))
+    runtime = Runtime(settings=settings, pipeline=JobPipeline(deps), store=store, output_dir=tmp,
+                      render_threads=threads)
+    agent = AgentService(runtime, post_interval_s=1.0, state_path=tmp / "state.db")
+    dispatcher = runtime.dispatcher()
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def orchestrate() -> None:
+        try:
+            parent.send(("render", "a red cube rotating 400"))
+            parent.recv()
+            while len(frame_times) < 2:
+                time.sleep(0.05)
+            parent.send(("burst", ("analyze", args.commands)))
+            envs = parent.recv()
+            parent.send(("latencies", envs))
+            result["lat"] = sorted(parent.recv())
+            result["envs"] = envs
+            result["rendering"] = dispatcher.current_job_id != ""
+            while len(frame_times) < 12:
+                time.sleep(0.05)
+        finally:
+            if dispatcher.current_job_id:
+                dispatcher.request_cancel(dispatcher.current_job_id)
+            done.set()
+
+    agent.start()
+    assert agent.wait_until_connected(10), agent.status()
+    worker = threading.Thread(target=orchestrate, daemon=True)
+    worker.start()
+    try:
+        while not done.is_set() or dispatcher.current_job_id:
+            dispatcher.drain(0.05)  # Blender's main thread: the renders run here
+            time.sleep(0.005)
+        lat, envs = result["lat"], result["envs"]
+        missing = len(envs) - len(lat)
+        gaps = sorted(b - a for a, b in zip(frame_times[1:], frame_times[2:], strict=False))
+        spf = statistics.median(gaps) if gaps else float("nan")
+
+        def p(q: float) -> float:
+            return lat[min(len(lat) - 1, int(q * len(lat)))]
+        print(f"commands={len(envs)} acked={len(lat)} missing={missing} render_running={result['rendering']} "
+              f"render_threads={threads.threads()}")
+        print(f"envelope on the wire -> ack (server clock), ms: p50={statistics.median(lat):.1f} "
+              f"p90={p(0.9):.1f} p99={p(0.99):.1f} max={lat[-1]:.1f}")
+        print(f"render: {spf:.3f} s per frame (median of {len(gaps)} frames, Cycles 320x240)")
+        return 0 if not missing and p(0.99) < 100 else 1
+    finally:
         agent.stop(10)
         runtime.close()
         parent.send(("stop", None))

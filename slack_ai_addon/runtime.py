@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent.deps import AgentDeps, NodeActivity
+from .blender.render_settings import RenderThreads
 from .core.config import Settings
 from .core.cost import CostPolicy
 from .core.dispatcher import Dispatcher
@@ -34,6 +35,7 @@ class Runtime:
     closers: list[Any] = field(default_factory=list)
     _dispatcher: Dispatcher | None = None
     blender_version: str = ""  # set when a renderer (bpy) is loaded
+    render_threads: RenderThreads = field(default_factory=RenderThreads)  # the renderer's thread policy
 
     def dispatcher(self, *, role: str = "worker", **kwargs: Any) -> Dispatcher:
         """This node's one dispatcher (created on first use). `role` goes into its row of the
@@ -62,6 +64,8 @@ class Runtime:
 
     def agent_deps(self) -> AgentDeps:
         """What the Slack agent gets from this node (it never sees the runtime itself)."""
+        # An agent in this process: with render_threads=0 the renderer may leave it a core.
+        self.render_threads.agent_attached = True
 
         def cancel_local(job_id: str) -> None:
             # Only a node that runs jobs has a dispatcher; asking must not create one (it
@@ -108,12 +112,13 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
     closers.append(output_store)
     renderer = None
     blender_version = ""
+    render_threads = RenderThreads(setting=settings.render_threads)
     capabilities = None
     if with_renderer:
         from .blender import compat
         from .blender.capabilities import node_capabilities
         from .blender.renderer import BlenderSceneRenderer  # bpy lives behind this import
-        renderer = BlenderSceneRenderer()
+        renderer = BlenderSceneRenderer(threads=render_threads)
         blender_version = compat.version_string()
         capabilities = node_capabilities(settings.node_gpu, settings.node_tags)
         log.info("node capabilities: engines %s, GPU %s, Blender %s, tags %s", ",".join(capabilities.engines),
@@ -135,4 +140,4 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
     pipeline = JobPipeline(deps)
     output_store.add_upload_listener(pipeline.output_stored_late)
     return Runtime(settings=settings, pipeline=pipeline, store=store, output_dir=output_dir, closers=closers,
-                   blender_version=blender_version)
+                   blender_version=blender_version, render_threads=render_threads)

@@ -119,30 +119,18 @@ def setup_color_management(scene: Any) -> None:
         pass
 
 
-def configure_cycles(scene: Any, samples: int) -> None:
-    """Cycles on the CPU, with denoising only where the build has OpenImageDenoise."""
-    cycles = getattr(scene, "cycles", None)
-    if cycles is None:
-        return
-    cycles.device = "CPU"
-    cycles.samples = samples
-    if hasattr(cycles, "preview_samples"):
-        cycles.preview_samples = min(samples, 16)
-    # Debian's 3.4 build raises "Build without OpenImageDenoiser" on render when denoising
-    # is on; denoising a handful of samples on tiny previews is not worth it anyway.
-    denoise_ok = has_openimagedenoise() and samples >= 16
-    cycles.use_denoising = denoise_ok
-    if hasattr(cycles, "use_adaptive_sampling"):
-        cycles.use_adaptive_sampling = True
-    view_layer_cycles = getattr(scene.view_layers[0], "cycles", None)
-    if view_layer_cycles is not None and hasattr(view_layer_cycles, "use_denoising"):
-        view_layer_cycles.use_denoising = denoise_ok
-
-
 def has_openimagedenoise() -> bool:
-    """True when Cycles was built with OpenImageDenoise (`bpy.app.build_options.openimagedenoise`)."""
-    opts = getattr(bpy.app, "build_options", None)
-    return bool(getattr(opts, "openimagedenoise", False))
+    """True when Cycles was built with OpenImageDenoise.
+
+    `_cycles.with_openimagedenoise` (the Cycles add-on's own module) is the flag that tells;
+    `bpy.app.build_options` has no such entry in 5.x. Debian's 3.4 build says False and
+    raises "Build without OpenImageDenoiser" when denoising is on.
+    """
+    try:
+        import _cycles  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    return bool(getattr(_cycles, "with_openimagedenoise", False))
 
 
 def configure_eevee(scene: Any, samples: int) -> None:

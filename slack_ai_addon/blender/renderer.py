@@ -28,6 +28,7 @@ from ..core.scene_spec import Engine, OutputFormat, SceneSpec
 from . import compat
 from .builder import BuiltScene, build_scene
 from .headless import stdout_to_stderr
+from .render_settings import RenderThreads, apply_cycles, apply_threads, cycles_settings
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,12 @@ def _output(role: str, path: Path) -> JobOutput:
                      size_bytes=path.stat().st_size)
 
 
-def configure_render(scene: Any, spec: SceneSpec) -> None:
-    """Engine, size, samples and low-overhead settings from `spec.output`."""
+def configure_render(scene: Any, spec: SceneSpec, *, threads: int = 0) -> None:
+    """Engine, size, samples and low-overhead settings from `spec.output`.
+
+    Cycles gets the measured settings of render_settings.py (denoised, fewer samples where
+    the build has OpenImageDenoise); `threads` > 0 fixes the render thread count.
+    """
     out = spec.output
     r = scene.render
     r.engine = compat.engine_id(scene, out.engine.value)
@@ -60,6 +65,7 @@ def configure_render(scene: Any, spec: SceneSpec) -> None:
     # Persistent data keeps the scene in the renderer between renders: memory we never
     # reuse, because every job renders a scene that is deleted right after.
     r.use_persistent_data = False
+    apply_threads(scene, threads)
     r.film_transparent = False
     r.use_file_extension = False  # we give full paths
     r.use_sequencer = False
@@ -67,7 +73,9 @@ def configure_render(scene: Any, spec: SceneSpec) -> None:
     if hasattr(r, "use_stamp"):
         r.use_stamp = False
     if out.engine is Engine.CYCLES:
-        compat.configure_cycles(scene, out.samples)
+        if getattr(scene, "cycles", None) is not None:
+            apply_cycles(scene, cycles_settings(out.samples, oidn=compat.has_openimagedenoise(),
+                                                pixels=out.width * out.height, animation=spec.is_animation))
     elif out.engine is Engine.EEVEE:
         compat.configure_eevee(scene, out.samples)
     else:
@@ -99,10 +107,12 @@ def _render_still(scene: Any, path: Path, *, seconds_left: float | None = None) 
 class BlenderSceneRenderer:
     """Builds, renders, encodes and cleans up one job per call. Main thread only."""
 
-    def __init__(self, *, save_blend: bool = True, keep_frames: bool = False, jpeg_quality: int = 90) -> None:
+    def __init__(self, *, save_blend: bool = True, keep_frames: bool = False, jpeg_quality: int = 90,
+                 threads: RenderThreads | None = None) -> None:
         self.save_blend = save_blend
         self.keep_frames = keep_frames
         self.jpeg_quality = jpeg_quality
+        self.threads = threads or RenderThreads()
 
     def render(self, spec: SceneSpec, out_dir: Path, *, job_id: str,
                progress: ProgressFn, should_stop: StopFn) -> RenderResult:
@@ -129,7 +139,7 @@ class BlenderSceneRenderer:
         try:
             progress(RenderProgress("building", 0, 1, 0.0))
             built = build_scene(spec, job_id)
-            configure_render(built.scene, spec)
+            configure_render(built.scene, spec, threads=self.threads.threads())
             timings["build_s"] = time.perf_counter() - start
             if self.save_blend:
                 t = time.perf_counter()
