@@ -41,11 +41,14 @@ DISPATCHER_TESTS = ["tests/unit/test_core_pipeline.py", "tests/unit/test_job_lif
 ROUTER_TESTS = ["tests/e2e/test_slack_negative.py", "tests/e2e/test_agent_flow.py",
                 "tests/e2e/test_router_thread_lookup.py"]
 INTERPRETER_TESTS = ["tests/unit/test_interpreter.py"]
+ROUTING_TESTS = ["tests/unit/test_capabilities.py", "tests/unit/test_fair_claims.py"]
 
 SQL = "slack_ai_addon/storage/db/sql.py"
 STORE = "slack_ai_addon/storage/db/store.py"
 DISP = "slack_ai_addon/core/dispatcher.py"
 ROUTER = "slack_ai_addon/agent/router.py"
+PIPE = "slack_ai_addon/core/pipeline.py"
+JOBS = "slack_ai_addon/core/jobs.py"
 # The offline interpreter's edit code moved from core/interpreter.py to providers/offline/
 # (edit.py, parse.py): a mutation names candidate files and applies to the first one that
 # holds its snippet exactly once (also when the code sits one to three levels shallower there).
@@ -94,6 +97,27 @@ MUTATIONS: list[Mutation] = [
       "OR thread_ts = :ts) ORDER BY created_at, id\"", "find_thread_job returns the oldest job"),
     M("store", SQL, "kind_filter = f\" AND j.kind IN ({in_list('kind', kinds)})\" if kinds else \"\"",
       "kind_filter = \"\"", "claim_next ignores the kinds filter"),
+    # ---------------------------------------------------------------- capability routing, fair claims
+    M("routing", SQL, "            where += f\" AND {self._can_run_here('j')}\"", "            pass",
+      "claim_next ignores the node's capabilities"),
+    M("routing", SQL, "f\"AND (COALESCE({alias}.req_gpu, 0) = 0 OR :node_gpu = 1) \"",
+      "f\"AND (COALESCE({alias}.req_gpu, 0) >= 0 OR :node_gpu = 1) \"", "a GPU job claimed by a CPU node"),
+    M("routing", SQL, "f\"AND COALESCE({alias}.req_blender, 0) <= :node_blender \"",
+      "f\"AND COALESCE({alias}.req_blender, 0) >= :node_blender \"", "minimum Blender version compared the wrong way"),
+    M("routing", SQL, "f\"WHERE rt.value NOT IN (SELECT nt.value FROM {tags}))\")",
+      "f\"WHERE rt.value IN (SELECT nt.value FROM {tags}))\")", "tag requirement inverted"),
+    M("routing", SQL, "order = \"COALESCE(u.n, 0), j.created_at, j.id\"", "order = \"j.created_at, j.id\"",
+      "claims oldest first, not fairly"),
+    M("routing", SQL, "                                               \"id = :id AND status = :queued\", \"*\"))",
+      "                                               \"id = :id\", \"*\"))", "fail_queued fails a job in any status"),
+    M("routing", DISP, "extra={\"job_id\": job_id})\n                self.pipeline.announce_final(job)",
+      "extra={\"job_id\": job_id})", "the sweep fails an unrunnable job without telling the requester"),
+    M("routing", PIPE, "        if own is not None:\n            nodes.append(own)\n", "",
+      "a single node does not count itself as live"),
+    M("routing", JOBS, "if n.shown_state(now) in (\"idle\", \"rendering\")", "if True",
+      "offline, blocked and draining nodes count as live"),
+    M("routing", DISP, "            if self.stopping or self._engine_missing_here(job):",
+      "            if self.stopping:", "an engine this node lacks is rendered here anyway"),
     # ---------------------------------------------------------------- dispatcher
     M("dispatcher", DISP, "            if self._flag(job.id, \"lost\"):\n"
       "                self._drop(job, \"lease lost during the render; its result is dropped\")\n"
@@ -167,7 +191,7 @@ MUTATIONS: list[Mutation] = [
 ]
 
 TESTS = {"store": STORE_TESTS, "dispatcher": DISPATCHER_TESTS, "router": ROUTER_TESTS,
-         "interpreter": INTERPRETER_TESTS}
+         "interpreter": INTERPRETER_TESTS, "routing": ROUTING_TESTS}
 
 
 @dataclass

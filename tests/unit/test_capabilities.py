@@ -352,3 +352,25 @@ def test_an_engine_chosen_by_the_text_goes_to_a_node_that_has_it(db: str, tmp_pa
     assert row is not None and row.status is JobStatus.DONE and row.lease_owner == "full"
     assert row.spec["output"]["engine"] == "eevee" and row.attempts == 2  # type: ignore[index]
     assert "failed" not in lacking_events.kinds() and events.kinds()[-1] == "done"
+
+
+def test_the_sweep_fails_only_jobs_still_queued(db: str, tmp_path: Path) -> None:
+    """Between the sweep's read and its update another node may claim (or someone cancel) the
+    job: the guarded update leaves it alone and reports that it did nothing."""
+    sweeper, gpu = _store(db, tmp_path, "sweeper"), _store(db, tmp_path, "gpu")
+    claimed, cancelled, waiting = (sweeper.add(_render(f"job {i}", gpu=True)) for i in range(3))
+    listed = dict(sweeper.queued_requirements())
+    assert set(listed) == {claimed.id, cancelled.id, waiting.id} and listed[waiting.id] == JobRequirements(gpu=True)
+    assert gpu.claim(claimed.id, "gpu-node", 60) is not None
+    sweeper.request_cancel(cancelled.id)
+    assert sweeper.fail_queued(claimed.id, "no GPU") is None
+    assert sweeper.fail_queued(cancelled.id, "no GPU") is None
+    failed = sweeper.fail_queued(waiting.id, "no GPU")
+    assert failed is not None and failed.status is JobStatus.FAILED and failed.error == "no GPU"
+    assert sweeper.fail_queued(waiting.id, "no GPU") is None  # a second sweep: nothing to announce
+    rows = {j: sweeper.get(j) for j in (claimed.id, cancelled.id)}
+    assert rows[claimed.id].status is JobStatus.CLAIMED and rows[claimed.id].error == ""  # type: ignore[union-attr]
+    assert rows[cancelled.id].status is JobStatus.CANCELLED  # type: ignore[union-attr]
+    assert sweeper.queued_requirements() == []
+    sweeper.close()
+    gpu.close()
