@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.admission import Admission, Refusal
 from ..core.config import Settings
+from ..core.cost import CostPolicy, CostRefused, fmt_s
 from ..core.jobs import Job, JobKind, JobStatus, JobStore, Requester
 from ..core.pipeline import UserError
 from ..core.scene_spec import MAX_RESOLUTION, MAX_SAMPLES, SpecError, parse_scene_spec
@@ -532,6 +533,19 @@ class AgentRouter:
                                   thread_ts=thread_ts, response_url=response_url, source="slack")
             self._in_io(lambda: self._derived_job(action_id, job_id, requester))
 
+    def _hq_gains(self, spec: dict[str, Any], base: Job, user_id: str) -> bool:
+        """False when the requester's cost tier would scale the high-quality spec back to
+        about what `base` (the scene the user asked for) has: less than a quarter more samples
+        or pixels, a job that would show nothing new."""
+        try:
+            hq, _ = parse_scene_spec(spec)
+            now, _ = parse_scene_spec(base.spec)
+            fitted = CostPolicy.from_settings(self.settings).fit(hq, "slack", user_id).spec.output
+        except (SpecError, CostRefused):
+            return True  # submit refuses it and says why
+        was = now.output
+        return fitted.samples >= 1.25 * was.samples or fitted.width * fitted.height >= 1.25 * was.width * was.height
+
     def _hq_base(self, job: Job) -> Job:
         """The job a "Re-render in high quality" chain started from (bounded walk)."""
         for _ in range(20):
@@ -593,6 +607,14 @@ class AgentRouter:
             base = self._hq_base(parent)
             options = dict(base.options, quality="high", **{HQ_OF: base.id})
             spec = high_quality(base.spec or parent.spec)
+            if not self._hq_gains(spec, base, requester.user_id):
+                self._audit(actor=requester.user_id, action="refused:high_quality", target=parent.id,
+                            detail="the cost tier would scale it back to the scene it has", allowed=False)
+                _tier, limit = CostPolicy.from_settings(self.settings).tier("slack", requester.user_id)
+                self._tell_ephemeral(target, f"⚠️ `{parent.id}` is already as detailed as your render budget "
+                                             f"allows (about {fmt_s(limit)} s of CPU a job), so a high-quality "
+                                             "re-render would look the same. An admin can render it bigger.")
+                return
         job = Job(kind=JobKind.RENDER, request_text="", spec=spec, parent_job_id=parent.id, options=options,
                   requester=requester)
         target.job_id = job.id

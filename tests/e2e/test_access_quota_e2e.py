@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from test_agent_harness import Harness, close_harness, make_harness
 
+from slack_ai_addon.agent import blocks as bk
 from slack_ai_addon.core.config import Settings
 from slack_ai_addon.core.cost import estimate_cost_s
 from slack_ai_addon.core.jobs import Job, JobStatus
@@ -176,8 +177,15 @@ def test_worst_case_from_text_is_clamped(start: Callable[..., Harness]) -> None:
     h = start()
     h.runtime.pipeline.deps.interpreter = OfflineInterpreter()
     h.srv.send_slash_command("/render", WORST_TEXT, user_id="U1", channel_id=C)
-    text = assert_clamped(h, new_job(h, set()))
+    job = new_job(h, set())
+    text = assert_clamped(h, job)
     assert "resolution 4096x4096 → 320x320" in text and "frames 600 → " in text
+    # "Re-render in high quality" on it: the tier would scale it straight back, so no job.
+    ts = h.store.get(job.id).slack_ts  # type: ignore[union-attr]
+    h.srv.click_button(C, ts, bk.ACTION_RERENDER_HQ, user_id="U1", value=job.id)
+    h.wait(lambda: ephemerals_for(h, "U1", "already as detailed as your render budget allows"), what="the answer")
+    assert [a["target"] for a in audit(h, "refused:high_quality")] == [job.id]
+    assert len(h.store.list_jobs(limit=100)) == 1
 
 
 def test_worst_case_from_an_llm_is_clamped_and_its_time_limit_capped(start: Callable[..., Harness]) -> None:
