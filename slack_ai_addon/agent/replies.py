@@ -311,6 +311,8 @@ class SlackReplier:
                 stage = event.progress.stage if event.progress is not None else "started"
                 important, t.stage = stage != t.stage, stage
                 self.outbox.updates.set(t.channel, t.placeholder_ts, text, blocks, important=important)
+        elif kind == "draft":
+            self._on_draft(t, job, event.message)
         elif kind == "done":
             t.finished = True
             if job.kind is JobKind.ANALYZE:
@@ -416,6 +418,17 @@ class SlackReplier:
         text, blocks = bk.done_message(job, total_s, uploaded or not files)
         self._final(t, job, text, blocks)
         self._record_slack_ts(job.id, t.placeholder_ts)
+
+    def _on_draft(self, t: ReplyTarget, job: Job, path: str) -> None:
+        """The draft image goes into the thread at once; the final follows under it (an
+        uploaded file's message cannot be replaced)."""
+        if t.via_response_url or not t.root_ts or not Path(path).is_file():
+            return
+        comment = f"Draft of job `{job.id}` (the final is rendering): _{bk.escape(bk.clip(job.request_text, 300))}_"
+        try:
+            self.outbox.upload(t.channel, t.root_ts, [(path, f"Draft ({job.id})")], comment, job_id=job.id)
+        except Exception:
+            log.warning("draft upload failed; the final will follow", exc_info=True)
 
     def _upload(self, t: ReplyTarget, job: Job, files: list[tuple[str, str]]) -> bool:
         """Upload the results into the thread; when that fails (after the client's retries),

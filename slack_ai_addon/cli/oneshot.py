@@ -57,6 +57,8 @@ def _print_summary(job: Job) -> None:
         # The local store fills s3_key/url too (same key layout, file:// URL): show only real uploads.
         extra = f"  (s3: {o.s3_key})" if o.s3_key and not o.url.startswith("file:") else ""
         print(f"{o.role:>7}: {o.path}{extra}")
+    if job.result.get("draft"):
+        print(f"  draft: {job.result['draft']}")  # the fast draft posted before the final (core/draft.py)
     if job.timings:
         print("timings: " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(job.timings.items())))
 

@@ -22,6 +22,9 @@ from typing import Any, Protocol, cast
 
 from ..textutil import fit_request
 from .cost import CostPolicy, CostRefused, describe_fit, fit_to_tier
+from .draft import DraftMode
+from .draft import mode_of as draft_mode_of
+from .draft import plan as draft_plan
 from .jobs import (
     Fenced,
     Job,
@@ -151,6 +154,7 @@ class EventKind(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     STORED = "stored"  # a late object-storage upload went through
+    DRAFT = "draft"  # the draft image is ready (message: its path); the final follows (core/draft.py)
 
     @property
     def is_final(self) -> bool:
@@ -191,6 +195,7 @@ class PipelineDeps:
     output_store: OutputStore | None = None
     listeners: list[JobListener] = field(default_factory=list)
     lease_s: float = 60.0
+    drafts: bool = True  # a fast draft before a slow final (core/draft.py); False: only when asked
     cost_policy: CostPolicy = field(default_factory=CostPolicy)  # render budget tiers (core/cost.py)
     # Capability routing: what this node can render (None: no filter, it claims any job),
     # and what the admin requires of every render job (Settings.require_*).
@@ -422,12 +427,34 @@ class JobPipeline:
             return reason
 
         start = time.perf_counter()
+        mode = draft_mode_of(job.options, job.request_text)
+        draft, spec = draft_plan(spec, mode if self.deps.drafts or mode is not DraftMode.AUTO else DraftMode.OFF)
+        if draft is not None:
+            yield from self._render_draft(job, draft, out_dir / "draft", stop)
         result = yield from self.deps.renderer.render_steps(spec, out_dir, job_id=job.id, progress=progress,
                                                            should_stop=stop)
         _timed(job, "render_total_s", start)
         job.timings.update({k: round(v, 4) for k, v in result.timings.items()})
         job.outputs = list(result.outputs)
         return result
+
+    def _render_draft(self, job: Job, draft: SceneSpec, out_dir: Path, stop: StopFn) -> Generator[None, None, None]:
+        """The draft before the final: its image is announced at once (DRAFT event); a draft
+        that fails only costs the draft (the final still renders)."""
+        assert self.deps.renderer is not None
+        start = time.perf_counter()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            result = yield from self.deps.renderer.render_steps(draft, out_dir, job_id=job.id,
+                                                               progress=lambda p: None, should_stop=stop)
+        except Exception:
+            log.warning("draft render failed; going on with the final", exc_info=True, extra={"job_id": job.id})
+            return
+        image = next((o for o in result.outputs if o.role in ("image", "poster")), None)
+        _timed(job, "draft_s", start)
+        if image is not None and not result.stopped:
+            job.result["draft"] = image.path
+            self.emit(EventKind.DRAFT, job, message=image.path)
 
     def job_dir(self, job: Job) -> Path:
         return self.deps.output_dir / job.id

@@ -79,6 +79,7 @@ class Events:
 
 def _pipeline(tmp_path: Path, renderer: PngRenderer | None = None, **kw):  # type: ignore[no-untyped-def]
     events = Events()
+    kw.setdefault("drafts", False)  # these tests count renders; drafts: tests/blender/test_draft_final.py
     deps = PipelineDeps(store=temp_job_store(), interpreter=FixedInterpreter(), output_dir=tmp_path,
                         node_id="test-node", renderer=renderer or PngRenderer(), listeners=[events], **kw)
     return JobPipeline(deps), events
