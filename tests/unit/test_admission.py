@@ -130,6 +130,11 @@ def test_render_seconds_per_day_until_midnight_utc(store: JobStoreForTests) -> N
     assert check(a, user="U2") is None  # the channel's 1000 s are not used up
     store.clock.now = midnight + 1  # type: ignore[attr-defined]
     assert check(a) is None  # a new day
+    # Just after midnight the minute window still reaches into yesterday: yesterday's render
+    # seconds must not count towards today's quota.
+    add_job(store, user="U3", at=midnight - 20, render_s=300)
+    store.clock.now = midnight + 30  # type: ignore[attr-defined]
+    assert check(a, user="U3", channel="C3") is None
 
 
 # ---------------------------------------------------------------- open jobs and the queue cap

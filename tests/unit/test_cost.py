@@ -249,3 +249,33 @@ def test_fuzz_finds_the_worst_case_fits() -> None:
     _check_admitted(worst_data(), 300.0)
     _check_admitted(dict(worst_data(), output={"width": math.inf, "height": math.nan, "samples": 10**30,
                                                "time_limit_s": math.inf}), 300.0)
+
+
+# Slack text and thread edits: words the offline interpreter turns into big numbers, through
+# the pipeline's choke point itself (JobPipeline.prepare, with its audit writes).
+# (Out-of-range words such as "99999 samples" the interpreter itself refuses: a few only.)
+WORDS = st.sampled_from(["4096x4096", "4k", "2048x2048", "4096 samples", "1024 samples", "99999 samples",
+                         "600 frames", "300 frames", "50 glass spheres", "30 cubes", "turntable", "rotating",
+                         "high quality", "ultra quality", "cycles", "eevee", "workbench", "a red cube", "glass",
+                         "nan", "inf", "-1", "1e308", "x", "spin", "make it blue", "add 20 glass toruses",
+                         "10 seconds at 60 fps"])
+SLACK_TEXT = st.lists(st.one_of(WORDS, st.integers(-(10**9), 10**9).map(str)), min_size=1, max_size=8).map(" ".join)
+
+
+@pytest.fixture(scope="module")
+def fuzz_pipeline(tmp_path_factory: pytest.TempPathFactory) -> JobPipeline:
+    return pipeline(tmp_path_factory.mktemp("fuzz"), OfflineInterpreter())[0]
+
+
+@seed(5)
+@settings(max_examples=800, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(SLACK_TEXT, st.booleans())
+def test_fuzz_slack_text_and_thread_edits_through_prepare(fuzz_pipeline: JobPipeline, text: str, edit: bool) -> None:
+    try:
+        job = fuzz_pipeline.prepare(slack_job(text, spec_data=worst_data() if edit else None))
+    except UserError:
+        return  # "could not find anything to render" or over the tier even at the floors
+    assert job.spec is not None
+    rendered = SceneSpec.model_validate(job.spec)
+    assert estimate_cost_s(rendered) <= 300 and rendered.output.time_limit_s <= 300
