@@ -22,13 +22,17 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from ..core.draft import mode_of as draft_mode_of
+from ..core.draft import plan as draft_plan
 from ..core.jobs import Job, JobKind, JobStore
 from ..core.pipeline import EventKind, JobEvent
+from ..core.scene_spec import SceneSpec
 from ..storage.db.budget import Priority, SlackBudget
 from . import blocks as bk
 from .dedupe import DedupeStore
 from .deps import AgentDeps, ProvidesAgentDeps
 from .pacing import FINAL_WAIT_S, ChannelPacer, UpdateCoalescer, retrying_web_client, use_slack_retries
+from .timeline import Timelines
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +216,8 @@ class SlackReplier:
         self.node_id = node_id
         self._targets: dict[str, ReplyTarget] = {}
         self._lock = threading.Lock()
+        # The streamed task timeline in each render's thread (agent/timeline.py).
+        self.timelines = Timelines(outbox.web, interval_s=outbox.updates.interval_s)
 
     # -- registration (router, before submit)
     def expect(self, target: ReplyTarget) -> None:
@@ -305,6 +311,7 @@ class SlackReplier:
         if kind == "queued":
             self._on_queued(t, job)
         elif kind in ("started", "progress"):
+            self._timeline(t, job, event)
             if t.placeholder_ts and job.kind is JobKind.RENDER:
                 text, blocks = bk.progress_message(job, event.progress, time.time() - t.created_at)
                 # The start and each new stage are spent before frame progress (farm budget).
@@ -313,6 +320,7 @@ class SlackReplier:
                 self.outbox.updates.set(t.channel, t.placeholder_ts, text, blocks, important=important)
         elif kind == "draft":
             self._on_draft(t, job, event.message)
+            self.timelines.draft_done(job.id)
         elif kind == "done":
             t.finished = True
             if job.kind is JobKind.ANALYZE:
@@ -321,9 +329,11 @@ class SlackReplier:
                 self._on_render_done(t, job)
         elif kind == "cancelled":
             t.finished = True
+            self.timelines.finish(job.id, ok=False, note="cancelled")
             self._final(t, job, *bk.cancelled_message(job, t.cancelled_by, _frames_note(job)))
         elif kind == "failed":
             t.finished = True
+            self.timelines.finish(job.id, ok=False, note="failed")
             message = event.message or job.error or "unknown error"
             text, blocks = bk.failed_message(job, message, time.time() - t.created_at)
             self._final(t, job, text, blocks)
@@ -336,6 +346,16 @@ class SlackReplier:
         if t.finished:
             with self._lock:
                 self._targets.pop(t.job_id, None)
+
+    def _timeline(self, t: ReplyTarget, job: Job, event: JobEvent) -> None:
+        if job.kind is not JobKind.RENDER or t.via_response_url or not t.root_ts:
+            return
+        if event.kind == "started":
+            self.timelines.start(job.id, channel=t.channel, thread_ts=t.root_ts, user_id=t.user_id,
+                                 is_dm=t.channel.startswith("D"), draft=_plans_draft(job),
+                                 provider=str(job.result.get("provider") or ""))
+        else:
+            self.timelines.progress(job.id, event.progress)
 
     def _on_queued(self, t: ReplyTarget, job: Job) -> None:
         if not t.placeholder:
@@ -410,12 +430,14 @@ class SlackReplier:
         uploaded = False
         if files and not t.via_response_url:
             self.outbox.updates.discard(t.channel, t.placeholder_ts)
+            self.timelines.uploading(job.id)
             uploaded = self._upload(t, job, files)
         elif t.via_response_url:
             links = _links(job)
             self.outbox.respond(t.response_url, "Result files:\n" + links if links else "No files were produced.",
                                 job_id=job.id)
         text, blocks = bk.done_message(job, total_s, uploaded or not files)
+        self.timelines.finish(job.id, ok=uploaded or not files, note="" if uploaded or not files else "upload failed")
         self._final(t, job, text, blocks)
         self._record_slack_ts(job.id, t.placeholder_ts)
 
@@ -454,6 +476,17 @@ class SlackReplier:
             self.store.set_slack_ts(job_id, ts)
         except Exception:  # a lost ts only costs follow-ups after a restart (dedupe has it too)
             log.warning("could not save the Slack ts of job %s", job_id, exc_info=True)
+
+
+def _plans_draft(job: Job) -> bool:
+    """Whether the pipeline renders a draft before this job's final (core/draft.py)."""
+    if not job.spec:
+        return False
+    try:
+        draft, _final = draft_plan(SceneSpec.model_validate(job.spec), draft_mode_of(job.options, job.request_text))
+    except ValueError:
+        return False
+    return draft is not None
 
 
 def upload_outputs(job: Job) -> list[Any]:
