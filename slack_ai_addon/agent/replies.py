@@ -457,7 +457,8 @@ class SlackReplier:
         say so in the thread with where the files are instead."""
         comment = f"Job `{job.id}`: _{bk.escape(bk.clip(job.request_text, 300))}_"
         try:
-            self.outbox.upload(t.channel, t.root_ts, files, comment, job_id=job.id)
+            ids = self.outbox.upload(t.channel, t.root_ts, files, comment, job_id=job.id)
+            self._remember_files(job, files, ids)
             return True
         except SlackApiError as exc:
             last_error = str(exc.response.get("error", "")) if exc.response is not None else str(exc)
@@ -468,6 +469,18 @@ class SlackReplier:
         self._safe_post(t, f"⚠️ I could not upload the result to Slack ({bk.escape(bk.clip(last_error, 200))}). "
                         f"The files are here:\n{links}", job_id=job.id, kind="upload_failed")
         return False
+
+    def _remember_files(self, job: Job, files: list[tuple[str, str]], ids: list[str]) -> None:
+        """The Slack file id of each uploaded output (the App Home gallery shows them)."""
+        by_path = {path: file_id for (path, _title), file_id in zip(files, ids, strict=False) if file_id}
+        if not by_path:
+            return
+        for out in job.outputs:
+            out.slack_file_id = by_path.get(out.path, out.slack_file_id)
+        try:
+            self.store.set_outputs(job.id, job.outputs)
+        except Exception:  # only the gallery's thumbnail is lost
+            log.warning("could not save the Slack file ids of job %s", job.id, exc_info=True)
 
     def _record_slack_ts(self, job_id: str, ts: str) -> None:
         if not ts:

@@ -36,6 +36,10 @@ from ..providers.offline.interpreter import OfflineInterpreter
 from ..textutil import clean_control, defuse_markup
 from . import blocks as bk
 from .dedupe import DedupeStore
+from .home import ACTION_BLEND as HOME_ACTION_BLEND
+from .home import ACTION_PAGE as HOME_ACTION_PAGE
+from .home import ACTION_RERENDER as HOME_ACTION_RERENDER
+from .home import HOME_PREFIX, HomeTab
 from .replies import ReplyTarget, SlackOutbox, SlackReplier
 
 log = logging.getLogger(__name__)
@@ -125,6 +129,7 @@ class AgentRouter:
         self.on_submit = on_submit
         self.admission = Admission(settings, store)  # allowlists and quotas
         self._clicks: dict[tuple[str, str], float] = {}  # (action, job id) -> when it was accepted
+        self.home = HomeTab(outbox.web, store, admins=lambda: self.settings.admins, status_text=status_text)
         self._clicks_lock = threading.Lock()
 
     # ------------------------------------------------------------------ step 1: the ack
@@ -395,6 +400,9 @@ class AgentRouter:
             log.info("duplicate event %s ignored", event_id)
             return
         etype = _s(event, "type")
+        if etype == "app_home_opened":  # the App Home gallery or the Messages tab's prompts (agent/home.py)
+            self._in_io(lambda: self.home.opened(event))
+            return
         if etype not in ("app_mention", "message"):
             return
         subtype = _s(event, "subtype")
@@ -522,7 +530,9 @@ class AgentRouter:
         if self._refused_access(Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user),
                                 target, action=f"button:{action_id}", tell=True):
             return
-        if action_id == bk.ACTION_CANCEL:
+        if action_id.startswith(HOME_PREFIX):
+            self._in_io(lambda: self._home_action(action_id, job_id, user, _s(_d(p, "team"), "id")))
+        elif action_id == bk.ACTION_CANCEL:
             self._in_io(lambda: self._tell_ephemeral(target, self.cancel_job(job_id, user)))
         elif action_id in (bk.ACTION_RERENDER_HQ, bk.ACTION_GET_BLEND):
             if _JOB_ID.match(job_id) and not self._first_click(action_id, job_id):
@@ -579,6 +589,22 @@ class AgentRouter:
             return
         if target.channel and target.user_id:
             self.outbox.ephemeral(target.channel, target.user_id, text, thread_ts=target.thread_ts)
+
+    def _home_action(self, action_id: str, value: str, user: str, team: str) -> None:
+        """A button of the home tab: paging, or a re-render / .blend answered in the job's thread."""
+        if action_id.startswith(HOME_ACTION_PAGE):
+            self.home.page(user, value)
+            return
+        wanted = {HOME_ACTION_RERENDER: bk.ACTION_RERENDER_HQ, HOME_ACTION_BLEND: bk.ACTION_GET_BLEND}
+        action = next((a for prefix, a in wanted.items() if action_id.startswith(prefix)), "")
+        parent = self.store.get(value) if action and _JOB_ID.match(value) else None
+        if parent is None or parent.requester.user_id != user or not parent.requester.channel_id:
+            return  # "Open thread" is a link; a job of someone else or gone: nothing to do
+        if not self._first_click(action, parent.id):
+            return
+        requester = Requester(team_id=team, channel_id=parent.requester.channel_id, user_id=user,
+                              thread_ts=parent.requester.thread_ts or parent.slack_ts, source="slack")
+        self._derived_job(action, parent.id, requester)
 
     def _derived_job(self, action_id: str, parent_id: str, requester: Requester) -> None:
         target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,

@@ -60,7 +60,7 @@ def test_manifest_has_socket_mode_commands_and_only_used_scopes() -> None:
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(
         ["commands", "chat:write", "files:write", "app_mentions:read", "channels:history", "im:history"])
     assert sorted(manifest["settings"]["event_subscriptions"]["bot_events"]) == [
-        "app_mention", "message.channels", "message.im"]
+        "app_home_opened", "app_mention", "message.channels", "message.im"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/render", "/analyze", "/blender"]
 
 
