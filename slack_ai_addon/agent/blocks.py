@@ -21,6 +21,7 @@ TEXT_LIMIT = 3900  # chat.update answers msg_too_long above 4000 (docs/SLACK_RUL
 ACTION_CANCEL = "cancel_job"
 ACTION_RERENDER_HQ = "rerender_hq"
 ACTION_GET_BLEND = "get_blend"
+ACTION_FEEDBACK = "result_feedback"  # 👍/👎 on a final (context_actions feedback_buttons); value "good:JOB"
 
 HELP_TEXT = """*Blender render agent*: I build and render 3D scenes from a sentence.
 • `/render a red cube on a checkered floor, rotating`: a still or a turntable animation
@@ -149,7 +150,18 @@ def done_message(job: Job, total_s: float, uploaded: bool) -> tuple[str, Blocks]
     actions = [button("Re-render in high quality", ACTION_RERENDER_HQ, job.id, "primary"),
                button("Get .blend", ACTION_GET_BLEND, job.id)]
     blocks.append({"type": "actions", "elements": actions})
+    blocks.append(feedback_block(job.id))
     return text, blocks
+
+
+def feedback_block(job_id: str) -> dict[str, Any]:
+    """Thumbs up and down under a result (recorded with the job; `/blender stats` counts them)."""
+    return {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": ACTION_FEEDBACK,
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": f"good:{job_id}",
+                            "accessibility_label": "Good result"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": f"bad:{job_id}",
+                            "accessibility_label": "Bad result"}}]}
 
 
 def failed_message(job: Job, error: str, total_s: float | None = None) -> tuple[str, Blocks]:

@@ -14,6 +14,7 @@ Nothing from Slack is executed: text becomes a job's request text, ids become lo
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import tempfile
@@ -530,7 +531,9 @@ class AgentRouter:
         if self._refused_access(Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user),
                                 target, action=f"button:{action_id}", tell=True):
             return
-        if action_id.startswith(HOME_PREFIX):
+        if action_id == bk.ACTION_FEEDBACK:
+            self._in_io(lambda: self._feedback(job_id, user, channel, msg_ts, target))
+        elif action_id.startswith(HOME_PREFIX):
             self._in_io(lambda: self._home_action(action_id, job_id, user, _s(_d(p, "team"), "id")))
         elif action_id == bk.ACTION_CANCEL:
             self._in_io(lambda: self._tell_ephemeral(target, self.cancel_job(job_id, user)))
@@ -589,6 +592,19 @@ class AgentRouter:
             return
         if target.channel and target.user_id:
             self.outbox.ephemeral(target.channel, target.user_id, text, thread_ts=target.thread_ts)
+
+    def _feedback(self, value: str, user: str, channel: str, ts: str, target: ReplyTarget) -> None:
+        """👍/👎 on a result: recorded with the job, its spec, provider and the user."""
+        verdict, _, job_id = value.partition(":")
+        job = self.store.get(job_id) if verdict in ("good", "bad") and _JOB_ID.match(job_id) else None
+        if job is None:
+            return
+        body = json.dumps({"verdict": verdict, "provider": job.result.get("provider", ""), "spec": job.spec})
+        self.store.record_message(correlation_id=job.correlation_id or job.id, direction="in", channel_id=channel,
+                                  user_id=user, thread_ts=job.requester.thread_ts or job.slack_ts, ts=ts,
+                                  kind=f"feedback:{verdict}", text=body[:4000], job_id=job.id)
+        self._tell_ephemeral(target, "Thanks for the feedback." if verdict == "good" else
+                             "Thanks; noted. Reply in the thread to change the scene.")
 
     def _home_action(self, action_id: str, value: str, user: str, team: str) -> None:
         """A button of the home tab: paging, or a re-render / .blend answered in the job's thread."""

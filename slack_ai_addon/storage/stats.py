@@ -69,6 +69,9 @@ def _analytics_in_python(store: Any, since: float, top: int = 5) -> dict[str, An
         "top_channels": [{"channel_id": c, "jobs": n, "render_s": 0.0} for c, n in channels.most_common(top)],
         "render_seconds": sorted(render),
         "llm_by_provider": sorted(llm.values(), key=lambda p: p["provider"]),
+        "feedback": dict(Counter(str(m.get("kind", "")).split(":", 1)[1] for m in getattr(store, "messages", [])
+                                 if str(m.get("kind", "")).startswith("feedback:")
+                                 and float(m.get("created_at", m.get("at", since))) >= since)),
     }
 
 
@@ -99,6 +102,8 @@ def build_stats(store: Any, days: int = 7, *, now: float | None = None) -> dict[
                 "prompt_tokens": sum(p["prompt_tokens"] for p in llm),
                 "completion_tokens": sum(p["completion_tokens"] for p in llm),
                 "errors": sum(p["errors"] for p in llm), "by_provider": llm},
+        "feedback": {"good": int(raw.get("feedback", {}).get("good", 0)),
+                     "bad": int(raw.get("feedback", {}).get("bad", 0))},
     }
 
 
@@ -119,6 +124,9 @@ def format_stats(stats: dict[str, Any]) -> str:
         f"LLM: {stats['llm']['calls']} call(s), ${stats['llm']['cost_usd']:.4f}, "
         f"{stats['llm']['prompt_tokens'] + stats['llm']['completion_tokens']} tokens",
     ]
+    feedback = stats.get("feedback") or {}
+    if feedback.get("good") or feedback.get("bad"):
+        lines.append(f"Feedback on results: {feedback.get('good', 0)} good, {feedback.get('bad', 0)} bad")
     if stats["top_users"]:
         lines.append("Top users: " + ", ".join(f"{u['user_name'] or u['user_id']} ({u['jobs']})"
                                                for u in stats["top_users"]))

@@ -404,6 +404,11 @@ class Queries:
         return self._p("SELECT render_s FROM jobs WHERE created_at >= :since AND render_s IS NOT NULL "
                        "AND status = :done ORDER BY render_s")
 
+    def stats_feedback(self) -> str:
+        # Feedback clicks are incoming messages of kind feedback:good / feedback:bad (issue 12).
+        return self._p("SELECT kind, COUNT(*) AS clicks FROM messages WHERE created_at >= :since "
+                       "AND kind IN ('feedback:good', 'feedback:bad') GROUP BY kind")
+
     def stats_llm(self) -> str:
         return self._p("SELECT provider, COUNT(*) AS calls, SUM(cost_usd) AS cost_usd, "
                        "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "

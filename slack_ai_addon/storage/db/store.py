@@ -561,6 +561,7 @@ class SqlJobStore:
             render = self._rows(self._exec(cur, self.q.stats_render_seconds(),
                                            {"since": since, "done": JobStatus.DONE.value}))
             llm = self._rows(self._exec(cur, self.q.stats_llm(), {"since": since}))
+            feedback = self._rows(self._exec(cur, self.q.stats_feedback(), {"since": since}))
         return {
             "by_status": {r["status"]: int(r["jobs"]) for r in by_status},
             "per_day": [{"day": str(r["day_utc"]), "jobs": int(r["jobs"]), "failed": int(r["failed"] or 0),
@@ -575,6 +576,7 @@ class SqlJobStore:
                                  "prompt_tokens": int(r["prompt_tokens"] or 0),
                                  "completion_tokens": int(r["completion_tokens"] or 0),
                                  "errors": int(r["errors"] or 0)} for r in llm],
+            "feedback": {str(r["kind"]).split(":", 1)[1]: int(r["clicks"]) for r in feedback},
         }
 
     # ------------------------------------------------------------------ quotas (core/admission.py)
