@@ -51,9 +51,9 @@ def _lifecycle(url: str, outbox: str, node: str, count: int, start: mp.Event, q:
         job = store.claim(job.id, node, 60)
         store.record_llm_call(correlation_id=job.correlation_id, provider="offline", requested_model="",
                               actual_model="", task="interpret", latency_ms=1.0, job_id=job.id)
-        for status in (JobStatus.RUNNING, JobStatus.UPLOADING, JobStatus.DONE):
-            job.status = status
-            store.save(job)
+        for write, status in (("running", JobStatus.RUNNING), ("uploading", JobStatus.UPLOADING),
+                              ("final", JobStatus.DONE)):
+            store.transition(job.lease, write, job, status)  # fenced writes, as the pipeline makes
         store.record_message(correlation_id=job.correlation_id, direction="out", text="done", job_id=job.id)
         per_job.append(time.perf_counter() - t0)
     q.put(per_job)

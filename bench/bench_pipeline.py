@@ -115,7 +115,9 @@ def process_start_s(cmd: list[str], runs: int = 5) -> float | None:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # bpy sets OCIO to its own colour config in this process; another Blender must not inherit it.
+        env = {k: v for k, v in os.environ.items() if k != "OCIO"}
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 

@@ -5,8 +5,12 @@
 Renders a few tiny scenes with the real `BlenderSceneRenderer` (bpy, CPU) and fits the
 model's constants by least squares:
 
-1. Cycles, one cube, three resolutions x three sample counts: the fixed part per frame,
-   the part per megapixel and the part per megapixel-sample.
+1. Cycles, one cube, three resolutions x three sample counts (16 and up: drafts of 8 or
+   fewer use the cheaper FAST denoiser prefilter, so the model over-estimates them a
+   little): the fixed part per frame,
+   the part per megapixel and the part per megapixel-sample. The samples are the ones
+   Cycles really renders (`blender/render_settings.py` renders a fraction of the requested
+   samples and denoises), the same rule `runtime.renderer_sample_rule` gives the estimate.
 2. Cycles with 1/8/24 opaque objects: the weight of each object beyond the first.
 3. Cycles with 4/12 glass spheres (transmission 1): the weight of each glass object.
 4. Workbench at three resolutions: fixed part and part per megapixel (it does not sample).
@@ -73,6 +77,9 @@ def main() -> int:
     from slack_ai_addon.blender.renderer import BlenderSceneRenderer
     from slack_ai_addon.core import cost
     from slack_ai_addon.core.scene_spec import Engine, parse_scene_spec
+    from slack_ai_addon.runtime import renderer_sample_rule
+
+    rendered = renderer_sample_rule(True)
 
     renderer = BlenderSceneRenderer(save_blend=False)
     started = time.perf_counter()
@@ -81,21 +88,22 @@ def main() -> int:
 
     # 1. Cycles base
     base = []
-    for (w, h) in ((64, 48), (128, 96), (192, 144)):
-        for s in (4, 16, 64):
+    for (w, h) in ((64, 48), (160, 120), (320, 240)):
+        for s in (16, 64, 256):
             data = spec_data(engine="cycles", width=w, height=h, samples=s)
             t = render_s(renderer, data, args.repeat)
-            base.append((w * h / 1e6, s, t))
-            rows.append((f"cycles {w}x{h} {s} samples, 1 cube", data, t))
+            base.append((w * h / 1e6, rendered(s, w * h, False), t))
+            rows.append((f"cycles {w}x{h} {s} samples ({rendered(s, w * h, False)} rendered), 1 cube", data, t))
     a = np.array([[1.0, mpx, mpx * s] for mpx, s, _ in base])
     y = np.array([t for *_, t in base])
     frame_s, per_mpx_s, per_mpx_sample_s = (max(0.0, float(v)) for v in np.linalg.lstsq(a, y, rcond=None)[0])
 
     def sampled_part(mpx: float, t: float) -> float:
-        return (t - frame_s - mpx * per_mpx_s) / (mpx * per_mpx_sample_s * s_fixed)
+        return (t - frame_s - mpx * per_mpx_s) / (mpx * per_mpx_sample_s * s_rendered)
 
-    # 2. objects, 3. glass (128x96, 16 samples)
-    w, h, s_fixed = 128, 96, 16
+    # 2. objects, 3. glass (320x240, 256 samples requested: sampling dominates the denoiser there)
+    w, h, s_fixed = 320, 240, 256
+    s_rendered = rendered(s_fixed, w * h, False)
     mpx = w * h / 1e6
     obj_w = []
     for n in (8, 24):
@@ -141,12 +149,12 @@ def main() -> int:
     print("|---|---|---|")
     for label, data, t in rows:
         spec, _ = parse_scene_spec(data)
-        print(f"| {label} | {t:.3f} | {cost.estimate_cost_s(spec) - cost.BUILD_S:.3f} |")
+        print(f"| {label} | {t:.3f} | {cost.estimate_cost_s(spec, rendered) - cost.BUILD_S:.3f} |")
     worst = spec_data(engine="cycles", width=4096, height=4096, samples=4096, cubes=0, glass=50)
     worst["animation"] = {"kind": "turntable", "frames": 600, "fps": 24}
     worst_spec, _ = parse_scene_spec(worst)
     print(f"\nworst case (50 glass spheres, 4096x4096, 4096 samples, 600 frames): "
-          f"{cost.estimate_cost_s(worst_spec):,.0f} s estimated with the constants in cost.py")
+          f"{cost.estimate_cost_s(worst_spec, rendered):,.0f} s estimated with the constants in cost.py")
     print(f"engines in cost.py: {[e.value for e in Engine]}; calibration took {time.perf_counter() - started:.0f} s, "
           f"load average now {os.getloadavg()[0]:.2f}")
     return 0

@@ -86,9 +86,11 @@ def _ack_rows(label: str, p99_target: float | None) -> Callable[[list[str]], lis
         p50 = _floats(r"ack[^\n]*ms: p50=([\d.]+)", outputs)
         p99 = _floats(r"ack[^\n]*ms:[^\n]*p99=([\d.]+)", outputs)
         missing = _floats(r"missing=(\d+)", outputs)
+        spf = _floats(r"render: ([\d.]+) s per frame", outputs)
         met = (statistics.median(p99) < p99_target and not any(missing)) if p99 and p99_target else None
         return [(f"ack latency, 200-command burst, {label}: p99",
-                 _med(p99, " ms") + (f" (p50 {_med(p50, ' ms')})" if p50 else ""),
+                 _med(p99, " ms") + (f" (p50 {_med(p50, ' ms')})" if p50 else "")
+                 + (f"; render {_med(spf, ' s/frame', '{:.3f}')}" if spf else ""),
                  f"< {p99_target:.0f} ms" if p99_target else "", met)]
     return parse
 
@@ -122,13 +124,35 @@ def _provider_rows(outputs: list[str]) -> list[Row]:
              bool(worst) and max(worst) < 5)]
 
 
+def _farm_rows(outputs: list[str]) -> list[Row]:
+    rows: list[Row] = []
+    for out in outputs:
+        m = re.search(r"Scheduling overhead per job \(the render-to-render gap\): "
+                      r"(p50 [^:]*?ms, p95 at most \d+ ms)", out)
+        if m:
+            rows.append(("farm: scheduling overhead per job (render-to-render gap, 1-3 worker processes)",
+                         m.group(1).replace("\u2013", "-"), "< 100 ms", "target is met" in out))
+    return rows or _generic_rows("farm")(outputs)
+
+
+def _assets_rows(outputs: list[str]) -> list[Row]:
+    for out in outputs:
+        for line in reversed(out.splitlines()):
+            if line.startswith("{") and "asset_overhead_ms_median" in line:
+                d = json.loads(line)
+                return [("assets: index per file (cold) / added build time per asset object",
+                         f"{d['index_cold_per_file_ms']} ms / {d['asset_overhead_ms_median']} ms", "", None)]
+    return _generic_rows("assets")(outputs)
+
+
 def _generic_rows(name: str) -> Callable[[list[str]], list[Row]]:
     def parse(outputs: list[str]) -> list[Row]:
         rows = _summary_rows(outputs)
         if rows:
             return rows
-        last = [o.strip().splitlines()[-1] for o in outputs if o.strip()]
-        return [(name, last[-1][:160] if last else "ran (no summary line)", "", None)]
+        lines = [ln for o in outputs for ln in o.splitlines()
+                 if ln.strip() and not re.match(r"^\d\d:\d\d\.\d+ |Fra:|\s", ln)]
+        return [(name, lines[-1][:160].replace("|", "/") if lines else "ran (no summary line)", "", None)]
     return parse
 
 
@@ -140,7 +164,10 @@ def benches() -> list[Bench]:
               [["--busy", "0.25", "--commands", "200"]], _ack_rows("during a render, Slack in its own process", 100)),
         Bench("ack latency, real Cycles render", "bench_ack_process.py",
               [["--render", "blender", "--threads", "0"]] * 3, [],
-              _ack_rows("during a real Cycles render (all cores)", 100)),
+              _ack_rows("during a real Cycles render, all cores", 100)),
+        Bench("ack latency, real Cycles render, a core left", "bench_ack_process.py",
+              [["--render", "blender", "--threads", str(max(1, _cores() - 1))]] * 3, [],
+              _ack_rows(f"during a real Cycles render, {max(1, _cores() - 1)} render threads (cores - 1)", 100)),
         Bench("ack latency, in one process", "bench_ack.py", [["--busy", "0"]], [["--busy", "0", "--commands", "50"]],
               _ack_rows("idle, fake Slack in the agent's process", None)),
         Bench("pipeline", "bench_pipeline.py", [["--jobs", "200"]], [["--jobs", "20"]], _pipeline_rows,
@@ -151,6 +178,8 @@ def benches() -> list[Bench]:
         Bench("quality", "bench_quality.py", [[]], [["--quick"]], _summary_rows, writes_section=True),
         Bench("slack", "bench_slack.py", [[]], [["--quick"]], _summary_rows, writes_section=True),
     ]
+    known += [Bench("farm", "bench_farm.py", [[]], [["--quick", "--workers", "1,2"]], _farm_rows, writes_section=True),
+              Bench("assets", "bench_assets.py", [[]], [["--files", "30", "--jobs", "10"]], _assets_rows)]
     scripts = {b.script for b in known}
     for path in sorted((ROOT / "bench").glob("bench_*.py")):  # e.g. bench_farm.py: its own defaults
         if path.name not in scripts:
@@ -159,6 +188,13 @@ def benches() -> list[Bench]:
                                [["--quick"]] if takes_quick else [[]], _generic_rows(path.stem),
                                writes_section="--no-write" in path.read_text(encoding="utf-8")))
     return known
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def machine() -> dict[str, str]:
@@ -170,10 +206,7 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 0
+    cores = _cores()
     blender = subprocess.run([sys.executable, "-c", "import bpy; print(bpy.app.version_string)"],
                              capture_output=True, text=True, timeout=120).stdout.strip().splitlines()
     return {"cpu": cpu, "cores": str(cores), "python": platform.python_version(),

@@ -3,7 +3,7 @@
 `spec.output.samples` is the quality asked for, in plain path-tracing samples: the
 interpreter's quality words set it (draft 8, default 32, animation previews 16, high 128,
 ultra 512). Where Cycles has OpenImageDenoise, the renderer reaches at least that quality
-with a quarter of the samples (half on tiny images) plus denoising: on the benchmark
+with a quarter of the samples (more on small images) plus denoising: on the benchmark
 scenes (matte cube, glass spheres, metallic torus, checkered floor, emissive sphere) the
 denoised image is closer to a 512-sample reference than the plain N-sample image, in less
 than half the time (docs/BENCHMARKS.md, "Quality per second"). Without
@@ -20,15 +20,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-# Denoised renders take this fraction of the requested samples. bench_quality.py measured
-# PSNR against 512-sample references: at 320x240 a quarter (even an eighth) of the samples
-# plus OpenImageDenoise beats the plain render on every scene at 8, 32 and 128 samples; on
-# tiny images (64x48) the denoiser has too few pixels around each feature and a quarter
-# loses on the checkered floor (34.9 vs 37.0 dB), while half the samples wins on the mean
-# and ties on glass. So: half below SMALL_IMAGE_PIXELS, a quarter above.
+# Denoised renders take a fraction of the requested samples that depends on the image size:
+# OpenImageDenoise needs pixels around each feature, so it gains most on large images.
+# bench_quality.py, PSNR against 512-sample references (another seed):
+# - 320x240: a quarter (even an eighth) of the samples plus denoising beats the plain render
+#   on every scene at 8, 32 and 128 samples (default: 43.1 vs 37.4 dB mean, glass 35.1 vs 31.2);
+# - 160x120: half the samples wins everywhere; a quarter ties on the metallic torus;
+# - 64x48 and 96x72: half wins at 32 samples but loses at 128 on glass and the checkered
+#   floor, so tiny images keep all their samples and are denoised.
+# (pixels below, fraction of the requested samples); larger images get DENOISED_SAMPLE_FRACTION.
+SIZE_FRACTIONS: tuple[tuple[int, float], ...] = ((10_000, 1.0), (40_000, 0.5))
 DENOISED_SAMPLE_FRACTION = 0.25
-SMALL_IMAGE_DENOISED_SAMPLE_FRACTION = 0.5
-SMALL_IMAGE_PIXELS = 40_000  # about 230x170
 MIN_DENOISED_SAMPLES = 2
 # Requested samples at or below this are drafts. Drafts and animation frames use OIDN's fast
 # prefilter (the albedo and normal passes go in as rendered): it halves the denoising time,
@@ -55,7 +57,11 @@ class CyclesSettings:
 
 
 def sample_fraction(pixels: int) -> float:
-    return SMALL_IMAGE_DENOISED_SAMPLE_FRACTION if pixels < SMALL_IMAGE_PIXELS else DENOISED_SAMPLE_FRACTION
+    """The fraction of the requested samples a denoised render of `pixels` pixels takes."""
+    for below, fraction in SIZE_FRACTIONS:
+        if pixels < below:
+            return fraction
+    return DENOISED_SAMPLE_FRACTION
 
 
 def cycles_settings(requested_samples: int, *, oidn: bool, pixels: int = 640 * 480,

@@ -74,7 +74,7 @@ def test_high_is_closer_to_the_reference_than_default(scores: dict[str, dict[str
 
 
 def test_denoising_lowers_the_noise_on_a_flat_floor(tmp_path: Path) -> None:
-    spec = scene_specs(W, H)["matte cube"]  # a plain grey floor fills the bottom rows
+    spec = _with_samples(scene_specs(W, H)["matte cube"], 8)  # a plain grey floor fills the bottom rows
     settings = {"denoised": None,
                 "not denoised": lambda scene: apply_cycles(scene, CyclesSettings(
                     samples=scene.cycles.samples, denoise=False))}
