@@ -190,8 +190,8 @@ def test_tsql_uses_the_documented_locking_and_output(recorded: list[tuple[str, d
     assert "j.created_at, j.id) UPDATE next_job" in claim and "OUTPUT inserted.*" in claim
     assert "OPENJSON(j.failed_nodes)" in claim
     # Fair claims: ordered by the requester's recent use first, counted past locked rows.
-    assert "SELECT TOP (1) j.* FROM jobs AS j WITH (UPDLOCK, READPAST, ROWLOCK) LEFT JOIN (SELECT r.user_id, " \
-        "COUNT(*) AS n FROM jobs AS r WITH (READPAST) WHERE" in claim
+    assert "SELECT TOP (1) j.* FROM jobs AS j WITH (UPDLOCK, READPAST, ROWLOCK) LEFT JOIN (SELECT x.user_id, " \
+        "COUNT(*) AS n FROM (SELECT r.id, r.user_id FROM jobs AS r WITH (READPAST) WHERE" in claim
     assert "ORDER BY COALESCE(u.n, 0), j.created_at, j.id) UPDATE next_job" in claim
     routed = next(s for s in sqls if s.startswith("WITH next_job") and "req_gpu" in s)
     assert "OPENJSON(j.req_tags) AS rt" in routed and "OPENJSON(%(node_tags)s) AS nt" in routed

@@ -81,6 +81,12 @@ def _v6(q: Queries) -> list[str]:
     ]
 
 
+def _v7(q: Queries) -> list[str]:
+    # Fair claims count each requester's recent claims: a range seek on claimed_at instead of
+    # a scan of the whole job history on every claim.
+    return ["CREATE INDEX ix_jobs_claimed_at ON jobs (claimed_at)"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table", _v1),
     Migration(2, "messages, llm_calls, audit_log", _v2),
@@ -88,6 +94,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "jobs.progress; thread lookup indexes", _v4),
     Migration(5, "nodes: the node registry", _v5),
     Migration(6, "capability routing, fair claims, channel quotas, slack_budget", _v6),
+    Migration(7, "fair claims: jobs.claimed_at index", _v7),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 MIGRATION_LOCK_RESOURCE = "slack_ai_addon.migrations"
