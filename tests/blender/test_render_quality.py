@@ -85,3 +85,18 @@ def test_denoising_lowers_the_noise_on_a_flat_floor(tmp_path: Path) -> None:
         # Noise = what is left after the smooth light falloff: difference to the patch's row means.
         noise[label] = float(np.std(patch - patch.mean(axis=1, keepdims=True)))
     assert noise["denoised"] < 0.5 * noise["not denoised"], noise
+
+
+def test_render_threads_reach_the_scene() -> None:
+    from slack_ai_addon.blender.builder import build_scene
+    from slack_ai_addon.blender.renderer import configure_render
+
+    spec = scene_specs(W, H)["matte cube"]
+    built = build_scene(spec, "threads")
+    try:
+        configure_render(built.scene, spec, threads=1)
+        assert (built.scene.render.threads_mode, built.scene.render.threads) == ("FIXED", 1)
+        configure_render(built.scene, spec, threads=0)
+        assert built.scene.render.threads_mode == "AUTO"
+    finally:
+        built.cleanup()
