@@ -393,6 +393,9 @@ def _find_action(blocks: list[Any], action_id: str) -> dict[str, Any] | None:
         candidates = list(block.get("elements") or [])
         if isinstance(block.get("accessory"), dict):
             candidates.append(block["accessory"])
+        if block.get("type") == "carousel":  # the buttons of its cards
+            candidates += [a for card in block.get("elements") or [] if isinstance(card, dict)
+                           for a in card.get("actions") or []]
         for element in candidates:
             if isinstance(element, dict) and element.get("action_id") == action_id:
                 return dict(element, _block_id=block.get("block_id", ""))

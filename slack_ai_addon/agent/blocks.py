@@ -154,6 +154,40 @@ def done_message(job: Job, total_s: float, uploaded: bool) -> tuple[str, Blocks]
     return text, blocks
 
 
+ACTION_VARIANT_FINAL = "variant_final"  # + "_N"; value "JOB:N" (N 1-based)
+ACTION_VARIANT_VARY = "variant_vary"
+
+
+def variants_carousel(job: Job, file_ids: list[str]) -> tuple[str, Blocks]:
+    """The variants of a job as one carousel of cards: image, what differs, Final and Vary."""
+    cards = []
+    for variant, file_id in zip(job.result.get("variants") or [], file_ids, strict=False):
+        n = int(variant["number"])
+        cards.append({"type": "card", "block_id": f"variant_{n}",
+                      "hero_image": {"type": "image", "slack_file": {"id": file_id}, "alt_text": f"variant {n}"},
+                      "title": {"type": "mrkdwn", "text": f"*Variant {n}*"},
+                      "body": {"type": "mrkdwn", "text": clip(escape(str(variant.get("note") or "")), 190)},
+                      "actions": [button("Final", f"{ACTION_VARIANT_FINAL}_{n}", f"{job.id}:{n}", "primary"),
+                                  button("Vary", f"{ACTION_VARIANT_VARY}_{n}", f"{job.id}:{n}")]})
+    text = f"{len(cards)} variations: {escape(clip(job.request_text, 200))}"
+    return text, [section(f"🎨 *{len(cards)} variations* of _{escape(clip(job.request_text or 'the scene', 300))}_. "
+                          "*Final* renders one in full; *Vary* makes new variations of it."),
+                  {"type": "carousel", "elements": cards}]
+
+
+def variants_sheet(job: Job) -> tuple[str, Blocks]:
+    """Where a carousel is refused: numbered Final / Vary buttons under one contact sheet."""
+    variants = job.result.get("variants") or []
+    finals = [button(f"Final {v['number']}", f"{ACTION_VARIANT_FINAL}_{v['number']}", f"{job.id}:{v['number']}")
+              for v in variants]
+    varies = [button(f"Vary {v['number']}", f"{ACTION_VARIANT_VARY}_{v['number']}", f"{job.id}:{v['number']}")
+              for v in variants]
+    lines = [f"{v['number']}. {escape(str(v.get('note') or ''))}" for v in variants]
+    text = f"{len(variants)} variations (numbered on the sheet above)"
+    return text, [section("🎨 *Variations* (numbered on the sheet above):\n" + "\n".join(lines)),
+                  {"type": "actions", "elements": finals}, {"type": "actions", "elements": varies}]
+
+
 def feedback_block(job_id: str) -> dict[str, Any]:
     """Thumbs up and down under a result (recorded with the job; `/blender stats` counts them)."""
     return {"type": "context_actions", "elements": [{

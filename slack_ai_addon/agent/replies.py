@@ -27,6 +27,7 @@ from ..core.draft import plan as draft_plan
 from ..core.jobs import Job, JobKind, JobStore
 from ..core.pipeline import EventKind, JobEvent
 from ..core.scene_spec import SceneSpec
+from ..core.variations import contact_sheet
 from ..storage.db.budget import Priority, SlackBudget
 from . import blocks as bk
 from .dedupe import DedupeStore
@@ -426,6 +427,14 @@ class SlackReplier:
 
     def _on_render_done(self, t: ReplyTarget, job: Job) -> None:
         total_s = time.time() - t.created_at
+        if job.result.get("variants") and not t.via_response_url:
+            self.timelines.uploading(job.id)
+            shown = self._post_variants(t, job)
+            self.timelines.finish(job.id, ok=shown, note="" if shown else "upload failed")
+            text, blocks = bk.done_message(job, total_s, shown)
+            self._final(t, job, text, blocks)
+            self._record_slack_ts(job.id, t.placeholder_ts)
+            return
         files = [(o.path, _title(o.role, job)) for o in upload_outputs(job)]
         uploaded = False
         if files and not t.via_response_url:
@@ -440,6 +449,36 @@ class SlackReplier:
         self.timelines.finish(job.id, ok=uploaded or not files, note="" if uploaded or not files else "upload failed")
         self._final(t, job, text, blocks)
         self._record_slack_ts(job.id, t.placeholder_ts)
+
+    def _post_variants(self, t: ReplyTarget, job: Job) -> bool:
+        """The variants as one carousel of cards in the thread; where Slack refuses the
+        carousel, one numbered contact sheet with numbered Final / Vary buttons."""
+        self.outbox.updates.discard(t.channel, t.placeholder_ts)
+        variants = [v for v in job.result["variants"] if v.get("image") and Path(v["image"]).is_file()]
+        files = [(v["image"], f"Variant {v['number']} ({job.id})") for v in variants]
+        if not files:
+            return False
+        try:
+            ids = self.outbox.upload(t.channel, t.root_ts, files, f"Variations of job `{job.id}`", job_id=job.id)
+        except Exception:
+            log.warning("variant upload failed", exc_info=True)
+            return self._upload(t, job, [])
+        try:
+            text, blocks = bk.variants_carousel(job, ids)
+            self.outbox.post(t.channel, text, blocks, thread_ts=t.root_ts, job_id=job.id, kind="variants")
+            return True
+        except SlackApiError as exc:
+            log.info("carousel refused (%s); posting a contact sheet", exc.response.get("error", ""))
+        sheet = contact_sheet([v["image"] for v in variants], str(Path(variants[0]["image"]).parents[1] /
+                                                                   "variants.png"))
+        try:
+            self.outbox.upload(t.channel, t.root_ts, [(sheet, f"Variations ({job.id})")], "", job_id=job.id)
+            text, blocks = bk.variants_sheet(job)
+            self.outbox.post(t.channel, text, blocks, thread_ts=t.root_ts, job_id=job.id, kind="variants")
+            return True
+        except Exception:
+            log.warning("contact sheet failed", exc_info=True)
+            return False
 
     def _on_draft(self, t: ReplyTarget, job: Job, path: str) -> None:
         """The draft image goes into the thread at once; the final follows under it (an

@@ -531,7 +531,15 @@ class AgentRouter:
         if self._refused_access(Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user),
                                 target, action=f"button:{action_id}", tell=True):
             return
-        if action_id == bk.ACTION_FEEDBACK:
+        if action_id.startswith((bk.ACTION_VARIANT_FINAL, bk.ACTION_VARIANT_VARY)):
+            if not self._first_click(action_id, job_id):
+                self._in_io(lambda: self._tell_ephemeral(target, "⏳ That was already requested a moment ago; "
+                                                                 "it comes in this thread."))
+                return
+            requester = Requester(team_id=_s(_d(p, "team"), "id"), channel_id=channel, user_id=user,
+                                  thread_ts=thread_ts, response_url=response_url, source="slack")
+            self._in_io(lambda: self._variant_job(action_id, job_id, requester))
+        elif action_id == bk.ACTION_FEEDBACK:
             self._in_io(lambda: self._feedback(job_id, user, channel, msg_ts, target))
         elif action_id.startswith(HOME_PREFIX):
             self._in_io(lambda: self._home_action(action_id, job_id, user, _s(_d(p, "team"), "id")))
@@ -592,6 +600,26 @@ class AgentRouter:
             return
         if target.channel and target.user_id:
             self.outbox.ephemeral(target.channel, target.user_id, text, thread_ts=target.thread_ts)
+
+    def _variant_job(self, action_id: str, value: str, requester: Requester) -> None:
+        """Final: that variant's stored spec in full. Vary: new variations of that variant."""
+        parent_id, _, number = value.partition(":")
+        target = ReplyTarget(job_id="", channel=requester.channel_id, user_id=requester.user_id,
+                             thread_ts=requester.thread_ts)
+        parent = self.store.get(parent_id) if _JOB_ID.match(parent_id) else None
+        stored = list(parent.result.get("variants") or []) if parent is not None else []
+        variant = next((v for v in stored if str(v.get("number")) == number), None)
+        if parent is None or variant is None:
+            self._tell_ephemeral(target, "That variant is gone; start a new `/render`.")
+            return
+        if action_id.startswith(bk.ACTION_VARIANT_FINAL):
+            options = {"variant_of": parent.id, "variant": variant["number"], "seed": variant["seed"]}
+        else:
+            options = {"variations": len(stored), "varied_from": f"{parent.id}:{variant['number']}"}
+        job = Job(kind=JobKind.RENDER, request_text="", spec=variant["spec"], parent_job_id=parent.id,
+                  options=options, requester=requester)
+        target.job_id = job.id
+        self.submit_job(job, target)
 
     def _feedback(self, value: str, user: str, channel: str, ts: str, target: ReplyTarget) -> None:
         """👍/👎 on a result: recorded with the job, its spec, provider and the user."""

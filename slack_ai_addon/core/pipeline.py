@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 
 from ..textutil import fit_request
 from .cost import CostPolicy, CostRefused, describe_fit, fit_to_tier
-from .draft import DraftMode
+from .draft import DraftMode, draft_spec
 from .draft import mode_of as draft_mode_of
 from .draft import plan as draft_plan
 from .jobs import (
@@ -38,6 +38,8 @@ from .jobs import (
     unrunnable_reason,
 )
 from .scene_spec import SceneSpec, SpecError, parse_scene_spec
+from .variations import split_request as split_variations
+from .variations import variants as variants_of
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +327,11 @@ class JobPipeline:
             previous: SceneSpec | None = None
             if job.spec is not None:  # a follow-up edit carries the spec it edits
                 previous, _ = parse_scene_spec(job.spec)
+            count, scene_text = split_variations(job.request_text)  # "4 variations of ..." (core/variations.py)
+            if count:
+                job.options = dict(job.options, variations=count)
             try:
-                interp = self.deps.interpreter.interpret(job.request_text, previous=previous,
+                interp = self.deps.interpreter.interpret(scene_text, previous=previous,
                                                          correlation_id=job.correlation_id)
             except SpecError as exc:
                 raise UserError(str(exc)) from None
@@ -337,6 +342,8 @@ class JobPipeline:
         spec = self._apply_options(spec, job.options)
         spec = self.fit_to_tier(job, spec)
         job.spec = spec.to_json_dict()
+        if job.options.get("variations"):
+            job.result["variants"] = variants_of(spec, int(job.options["variations"]))
         _timed(job, "interpret_s", start)
         return job
 
@@ -427,6 +434,11 @@ class JobPipeline:
             return reason
 
         start = time.perf_counter()
+        if job.result.get("variants"):
+            result = yield from self._render_variants(job, out_dir, stop, progress)
+            _timed(job, "render_total_s", start)
+            job.outputs = list(result.outputs)
+            return result
         mode = draft_mode_of(job.options, job.request_text)
         draft, spec = draft_plan(spec, mode if self.deps.drafts or mode is not DraftMode.AUTO else DraftMode.OFF)
         if draft is not None:
@@ -455,6 +467,27 @@ class JobPipeline:
         if image is not None and not result.stopped:
             job.result["draft"] = image.path
             self.emit(EventKind.DRAFT, job, message=image.path)
+
+    def _render_variants(self, job: Job, out_dir: Path, stop: StopFn,
+                         progress: ProgressFn) -> Generator[None, None, RenderResult]:
+        """Each stored variant as a draft (core/variations.py), one after the other."""
+        assert self.deps.renderer is not None
+        outputs: list[JobOutput] = []
+        stored = list(job.result["variants"])
+        for i, variant in enumerate(stored):
+            spec = draft_spec(SceneSpec.model_validate(variant["spec"]))
+            folder = out_dir / f"variant_{variant['number']}"
+            folder.mkdir(parents=True, exist_ok=True)
+            result = yield from self.deps.renderer.render_steps(spec, folder, job_id=job.id,
+                                                               progress=lambda p: None, should_stop=stop)
+            if result.stopped:
+                return RenderResult(outputs=outputs, frames=i, stopped=result.stopped)
+            image = next((o for o in result.outputs if o.role in ("image", "poster")), None)
+            if image is not None:
+                outputs.append(JobOutput("image", image.path, image.content_type, image.size_bytes))
+                variant["image"] = image.path
+            progress(RenderProgress("rendering", i + 1, len(stored), 0.0))
+        return RenderResult(outputs=outputs, frames=len(stored))
 
     def job_dir(self, job: Job) -> Path:
         return self.deps.output_dir / job.id
