@@ -149,6 +149,8 @@ def done_message(job: Job, total_s: float, uploaded: bool) -> tuple[str, Blocks]
                           f"{len(outputs)} file(s)" if outputs else ""))
     actions = [button("Re-render in high quality", ACTION_RERENDER_HQ, job.id, "primary"),
                button("Get .blend", ACTION_GET_BLEND, job.id)]
+    if job.spec and not job.result.get("variants"):
+        actions.append(button("Vary", f"{ACTION_VARIANT_VARY}_0", f"{job.id}:0"))  # 0: the result itself
     blocks.append({"type": "actions", "elements": actions})
     blocks.append(feedback_block(job.id))
     return text, blocks

@@ -609,6 +609,8 @@ class AgentRouter:
         parent = self.store.get(parent_id) if _JOB_ID.match(parent_id) else None
         stored = list(parent.result.get("variants") or []) if parent is not None else []
         variant = next((v for v in stored if str(v.get("number")) == number), None)
+        if number == "0" and parent is not None and parent.spec:  # Vary on a plain result
+            stored, variant = [{}] * 4, {"number": 0, "seed": 0, "spec": parent.spec}
         if parent is None or variant is None:
             self._tell_ephemeral(target, "That variant is gone; start a new `/render`.")
             return

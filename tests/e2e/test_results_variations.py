@@ -108,3 +108,16 @@ def test_refused_carousel_becomes_a_contact_sheet(harness: Harness) -> None:  # 
     numbered = h.wait(lambda: next((m for m in h.srv.thread_messages(C, ts) if "Final 3" in str(m.get("blocks"))),
                                    None), what="numbered buttons")
     assert "Vary 1" in str(numbered["blocks"])
+
+
+def test_vary_on_any_result(harness: Harness) -> None:  # noqa: F811
+    h = harness
+    ts = _start(h, "a green cube")
+    h.wait(lambda: h.final_update(ts), timeout=20, what="final")
+    parent = h.store.list_jobs()[0]
+    h.srv.click_button(C, ts, "variant_vary_0", user_id="U1")
+    varied = h.wait(lambda: [j for j in h.store.list_jobs() if j.options.get("varied_from") == f"{parent.id}:0"
+                             and j.status.is_final], timeout=20, what="variations of a result")[0]
+    assert [v["number"] for v in varied.result["variants"]] == [1, 2, 3, 4]
+    assert varied.result["variants"][0]["spec"] == parent.spec
+    _carousel(h, ts)
