@@ -102,11 +102,25 @@ class SandboxPage:
         click = body.get("click")
         if isinstance(click, dict):
             try:
+                value = click.get("value")
                 envelope_id = server.click_button(str(click.get("channel_id") or channel_id),
                                                   str(click.get("message_ts")), str(click.get("action_id")),
-                                                  user_id=user_id)
+                                                  user_id=user_id, value=None if value is None else str(value))
             except KeyError as exc:
                 return web.json_response({"ok": False, "error": str(exc)}, status=404)
+            return web.json_response({"ok": True, "envelope_id": envelope_id})
+        home = body.get("open_home")
+        if home in ("home", "messages"):  # the user opens the app's Home or Messages tab
+            event_id = server.send_event({"type": "app_home_opened", "user": user_id, "channel": "D0SANDBOX",
+                                          "tab": home})
+            return web.json_response({"ok": True, "event_id": event_id})
+        view_click = body.get("view_click")
+        if isinstance(view_click, dict):  # a button of the published home view
+            envelope_id = server.send_interactive({
+                "type": "block_actions", "user": {"id": user_id, "username": "sandbox-user"},
+                "team": {"id": server.team_id}, "container": {"type": "view"},
+                "actions": [{"action_id": str(view_click.get("action_id")), "value": str(view_click.get("value", "")),
+                             "type": "button"}]})
             return web.json_response({"ok": True, "envelope_id": envelope_id})
         text = str(body.get("text", "")).strip()
         thread_ts = body.get("thread_ts") or None

@@ -460,6 +460,7 @@ class SlackReplier:
             return False
         try:
             ids = self.outbox.upload(t.channel, t.root_ts, files, f"Variations of job `{job.id}`", job_id=job.id)
+            self._remember_files(job, files, ids)
         except Exception:
             log.warning("variant upload failed", exc_info=True)
             return self._upload(t, job, [])
