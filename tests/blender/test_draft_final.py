@@ -122,3 +122,34 @@ def test_quick_look_is_the_draft_alone_and_no_draft_skips_it(h: Any) -> None:
     _drain_until(h, lambda: h.final_update(ts), 120, "final only")
     images = _thread_images(h, ts)
     assert [img.size for _, _, img in images] == [(320, 240)], images
+
+
+def _mean_distance(a: Image.Image, b: Image.Image) -> float:
+    b = b.resize(a.size, Image.Resampling.BOX)
+    return sum(abs(x - y) for x, y in zip(a.tobytes(), b.tobytes(), strict=True)) / len(a.tobytes())
+
+
+def test_variations_with_real_blender(h: Any) -> None:
+    """4 variants whose drafts differ pairwise; Final on card 3 renders card 3's scene in full."""
+    _, ts = _start(h, "4 variations of a red cube on a checkered floor, 320x240, cycles, 16 samples")
+    message = _drain_until(h, lambda: next((m for m in h.srv.thread_messages(C, ts)
+                                            if any(b["type"] == "carousel" for b in m.get("blocks") or [])), None),
+                           120, "carousel")
+    cards = next(b for b in message["blocks"] if b["type"] == "carousel")["elements"]
+    files = {f.id: f for f in h.srv.files.values()}
+    drafts = [Image.open(io.BytesIO(files[c["hero_image"]["slack_file"]["id"]].data)).convert("RGB") for c in cards]
+    assert len(drafts) == 4 and all(d.size == (160, 120) for d in drafts)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert _mean_distance(drafts[i], drafts[j]) > 8, (i, j, _mean_distance(drafts[i], drafts[j]))
+    h.srv.click_button(C, message["ts"], "variant_final_3", user_id="U1")
+    final = _drain_until(h, lambda: [j for j in h.store.list_jobs() if j.options.get("variant") == 3
+                                     and j.status.is_final], 120, "final of variant 3")[0]
+    assert final.status.value == "done", final.error
+    upload = _drain_until(h, lambda: next((f for f in h.srv.files.values() if f.completed and final.id in f.title
+                                           and f.title.startswith("Render")), None), 60, "final image")
+    full = Image.open(io.BytesIO(upload.data)).convert("RGB")
+    assert full.size == (320, 240)
+    near = _mean_distance(drafts[2], full)
+    assert near < 12 and all(near < _mean_distance(drafts[k], full) for k in (0, 1, 3)), \
+        [_mean_distance(d, full) for d in drafts]
