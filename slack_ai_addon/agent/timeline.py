@@ -27,6 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from ..core.pipeline import RenderProgress
+from .blocks import clip, escape
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ class Timelines:
         tl = Timeline(channel, thread_ts, steps)
         with self._lock:
             self._jobs[job_id] = tl
-        tl.set("interpret", "complete", details=f"interpreted by {provider}" if provider else "")
+        # A provider's name is chosen by an LLM server: escaped like all text echoed to Slack.
+        tl.set("interpret", "complete", details=f"interpreted by {escape(clip(provider, 100))}" if provider else "")
         tl.set("draft" if draft else "build", "in_progress")
         kwargs: dict[str, Any] = {}
         try:
