@@ -5,16 +5,19 @@
 Renders a few tiny scenes with the real `BlenderSceneRenderer` (bpy, CPU) and fits the
 model's constants by least squares:
 
-1. Cycles, one cube, three resolutions x three sample counts (16 and up: drafts of 8 or
-   fewer use the cheaper FAST denoiser prefilter, so the model over-estimates them a
-   little): the fixed part per frame,
+1. Cycles, one cube, 160x120 to 640x480 at 32 and 128 samples (the sizes and qualities
+   requests get; drafts of 8 samples or fewer use the cheaper FAST denoiser prefilter, so
+   the model over-estimates them a little): the fixed part per frame,
    the part per megapixel and the part per megapixel-sample. The samples are the ones
    Cycles really renders (`blender/render_settings.py` renders a fraction of the requested
    samples and denoises), the same rule `runtime.renderer_sample_rule` gives the estimate.
-2. Cycles with 1/8/24 opaque objects: the weight of each object beyond the first.
-3. Cycles with 4/12 glass spheres (transmission 1): the weight of each glass object.
+2. Cycles with 8/24 opaque objects: the weight of each object beyond the first.
+3. Cycles with 4/12 glass spheres (transmission 1) in front: the weight of each glass object.
 4. Workbench at three resolutions: fixed part and part per megapixel (it does not sample).
 5. EEVEE once, to see whether it runs here at all (it needs a GPU context).
+6. Validation (`--validate` runs only this): requests as users type them, through the
+   offline interpreter (checkered floor, studio lights, 640x480 and bigger), each rendered
+   after a warm-up render, against the estimate with the constants in cost.py.
 
 Each scene is rendered `--repeat` times and the fastest is kept: the machine is shared,
 and the slowest runs measure the neighbours. Prints the fitted constants, the renders and
@@ -69,7 +72,10 @@ def render_s(renderer: Any, data: dict[str, Any], repeat: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--validate", action="store_true", help="only step 6: the model against everyday requests")
     args = ap.parse_args()
+    if args.validate:
+        return validate()
 
     import bpy
     import numpy as np
@@ -88,8 +94,8 @@ def main() -> int:
 
     # 1. Cycles base
     base = []
-    for (w, h) in ((64, 48), (160, 120), (320, 240)):
-        for s in (16, 64, 256):
+    for (w, h) in ((160, 120), (320, 240), (640, 480)):
+        for s in (32, 128):
             data = spec_data(engine="cycles", width=w, height=h, samples=s)
             t = render_s(renderer, data, args.repeat)
             base.append((w * h / 1e6, rendered(s, w * h, False), t))
@@ -101,8 +107,8 @@ def main() -> int:
     def sampled_part(mpx: float, t: float) -> float:
         return (t - frame_s - mpx * per_mpx_s) / (mpx * per_mpx_sample_s * s_rendered)
 
-    # 2. objects, 3. glass (320x240, 256 samples requested: sampling dominates the denoiser there)
-    w, h, s_fixed = 320, 240, 256
+    # 2. objects, 3. glass (320x240, 512 samples requested: sampling dominates the denoiser there)
+    w, h, s_fixed = 320, 240, 512
     s_rendered = rendered(s_fixed, w * h, False)
     mpx = w * h / 1e6
     obj_w = []
@@ -157,6 +163,36 @@ def main() -> int:
           f"{cost.estimate_cost_s(worst_spec, rendered):,.0f} s estimated with the constants in cost.py")
     print(f"engines in cost.py: {[e.value for e in Engine]}; calibration took {time.perf_counter() - started:.0f} s, "
           f"load average now {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+VALIDATION = ("a red cube on a checkered floor", "a red cube on a checkered floor at 640x480 with 128 samples",
+              "a red cube on a checkered floor at 1280x960",
+              "a glass sphere and a red cube at 1280x720 with 128 samples", "a red cube rotating")
+
+
+def validate() -> int:
+    from slack_ai_addon.blender.renderer import BlenderSceneRenderer
+    from slack_ai_addon.core import cost
+    from slack_ai_addon.core.pipeline import drive
+    from slack_ai_addon.providers.offline.interpreter import OfflineInterpreter
+    from slack_ai_addon.runtime import renderer_sample_rule
+
+    rendered = renderer_sample_rule(True)
+    renderer = BlenderSceneRenderer(save_blend=False)
+    interpreter = OfflineInterpreter()
+    print("| request | size, samples, frames | measured render_s | estimate | load |")
+    print("|---|---|---|---|---|")
+    for i, text in enumerate(("a cube", *VALIDATION)):  # the first warms Cycles and the denoiser up
+        spec = interpreter.interpret(text).spec
+        with tempfile.TemporaryDirectory(prefix="slackai-cost-") as tmp:
+            result = drive(renderer.render_steps(spec, Path(tmp), job_id="validate", progress=lambda p: None,
+                                                 should_stop=lambda: ""))
+        if i:
+            out = spec.output
+            print(f"| {text} | {out.width}x{out.height}, {out.samples}, {cost.frames_of(spec)} | "
+                  f"{result.timings['render_s']:.2f} s | {cost.estimate_cost_s(spec, rendered):.2f} s | "
+                  f"{os.getloadavg()[0]:.1f} |")
     return 0
 
 

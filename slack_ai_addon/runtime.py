@@ -18,7 +18,7 @@ from typing import Any
 from .agent.deps import AgentDeps, NodeActivity
 from .blender.render_settings import RenderThreads
 from .core.config import Settings
-from .core.cost import CostPolicy
+from .core.cost import CostPolicy, SampleRule
 from .core.dispatcher import Dispatcher
 from .core.jobs import ENGINES, JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
 from .core.pipeline import JobListener, JobPipeline, PipelineDeps
@@ -82,7 +82,7 @@ class Runtime:
         return AgentDeps(settings=self.settings, store=self.store, node_id=self.pipeline.deps.node_id,
                          submit=self.pipeline.submit, add_listener=self.add_listener,
                          remove_listener=self.remove_listener, cancel_local=cancel_local, activity=activity,
-                         blender_version=self.blender_version)
+                         blender_version=self.blender_version, cost_policy=self.pipeline.deps.cost_policy)
 
     def close(self) -> None:
         if self._dispatcher is not None:
@@ -95,6 +95,23 @@ class Runtime:
                 close()
             except Exception:
                 log.exception("closing %r failed", closer)
+
+
+def renderer_sample_rule(with_renderer: bool) -> SampleRule:
+    """The samples Cycles really renders for a request (`blender/render_settings.py`: fewer
+    where it denoises), for the cost estimate. A process without a renderer (a Slack-only
+    node) assumes OpenImageDenoise, which every `bpy` this project ships has."""
+    from .blender.render_settings import cycles_settings  # plain Python: no bpy behind it
+
+    oidn = True
+    if with_renderer:
+        from .blender import compat
+        oidn = compat.has_openimagedenoise()
+
+    def rendered(requested: int, pixels: int, animation: bool) -> int:
+        return cycles_settings(requested, oidn=oidn, pixels=pixels, animation=animation).samples
+
+    return rendered
 
 
 def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
@@ -132,7 +149,7 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         output_dir=output_dir,
         node_id=settings.resolved_node_id(),
         lease_s=settings.lease_s,
-        cost_policy=CostPolicy.from_settings(settings),
+        cost_policy=CostPolicy.from_settings(settings, cycles_samples=renderer_sample_rule(with_renderer)),
         capabilities=capabilities,
         required=JobRequirements.from_settings(settings.require_engine, settings.require_gpu,
                                                settings.require_blender),

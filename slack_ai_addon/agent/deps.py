@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..core.config import Settings
+from ..core.cost import CostPolicy
 from ..core.jobs import Job, JobStore
 from ..core.pipeline import JobListener
 
@@ -36,6 +37,7 @@ class AgentDeps:
     cancel_local: Callable[[str], None]  # stop a job this node is running, at once
     activity: Callable[[], NodeActivity] = field(default=NodeActivity)
     blender_version: str = ""  # "" when this process has no Blender
+    cost_policy: CostPolicy | None = None  # the pipeline's render budget (None: from settings)
 
 
 class ProvidesAgentDeps(Protocol):

@@ -115,8 +115,10 @@ class AgentRouter:
                  outbox: SlackOutbox,
                  dedupe: DedupeStore, io: ThreadPoolExecutor, identity: BotIdentity,
                  classify: Callable[[str], tuple[str, str]], status_text: Callable[[], str],
-                 cancel_local: Callable[[str], None], on_submit: Callable[[Job], None] | None = None) -> None:
+                 cancel_local: Callable[[str], None], on_submit: Callable[[Job], None] | None = None,
+                 cost_policy: CostPolicy | None = None) -> None:
         self.submit = submit
+        self.cost_policy = cost_policy or CostPolicy.from_settings(settings)  # the pipeline's, from AgentDeps
         self.store = store
         self.settings = settings
         self.replier = replier
@@ -561,7 +563,7 @@ class AgentRouter:
         try:
             hq, _ = parse_scene_spec(spec)
             now, _ = parse_scene_spec(base.spec)
-            fitted = CostPolicy.from_settings(self.settings).fit(hq, "slack", user_id).spec.output
+            fitted = self.cost_policy.fit(hq, "slack", user_id).spec.output
         except (SpecError, CostRefused):
             return True  # submit refuses it and says why
         was = now.output
@@ -682,7 +684,7 @@ class AgentRouter:
             if not self._hq_gains(spec, base, requester.user_id):
                 self._audit(actor=requester.user_id, action="refused:high_quality", target=parent.id,
                             detail="the cost tier would scale it back to the scene it has", allowed=False)
-                _tier, limit = CostPolicy.from_settings(self.settings).tier("slack", requester.user_id)
+                _tier, limit = self.cost_policy.tier("slack", requester.user_id)
                 self._tell_ephemeral(target, f"⚠️ `{parent.id}` is already as detailed as your render budget "
                                              f"allows (about {fmt_s(limit)} s of CPU a job), so a high-quality "
                                              "re-render would look the same. An admin can render it bigger.")

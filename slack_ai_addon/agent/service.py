@@ -311,7 +311,8 @@ class AgentService:
         self.router = AgentRouter(submit=self.deps.submit, store=store, settings=self.settings, replier=self.replier,
                                   outbox=self.outbox, dedupe=self._dedupe, io=self._io, identity=self.identity,
                                   classify=self._classify, status_text=self.status_text,
-                                  cancel_local=self._cancel_local, on_submit=self._count_job)
+                                  cancel_local=self._cancel_local, on_submit=self._count_job,
+                                  cost_policy=self.deps.cost_policy)
         self.deps.add_listener(self.replier)
 
     @staticmethod

@@ -39,18 +39,21 @@ class EngineCoefficients:
     job_s: float = 0.0  # fixed once per job (EEVEE's shader compilation)
 
 
-# Measured by bench/calibrate_cost.py on this project's 2-core build machine (bpy 5.2,
-# CPU only); docs/BENCHMARKS.md "Cost model" has the renders and the fit.
+# Measured by bench/calibrate_cost.py on this project's 2-core build machine (bpy 5.2, CPU
+# only, the renderer's denoised settings); docs/BENCHMARKS.md "Cost model" has the renders,
+# the fits and which constants were set rather than fitted. Samples here are the samples
+# Cycles renders (`CostInputs.cycles_samples`), not the ones asked for.
 COEFFICIENTS: dict[Engine, EngineCoefficients] = {
-    Engine.CYCLES: EngineCoefficients(frame_s=0.001, per_mpx_s=0.33, per_mpx_sample_s=1.09,
-                                      object_weight=0.010, glass_weight=0.018),
+    # per_mpx_s is mostly OpenImageDenoise with albedo and normal passes.
+    Engine.CYCLES: EngineCoefficients(frame_s=0.05, per_mpx_s=5.0, per_mpx_sample_s=0.9,
+                                      object_weight=0.03, glass_weight=0.018),
     # EEVEE needs a GPU context: on a CPU-only node it runs on software OpenGL and compiles
-    # its shaders for every job (8.2 s for one 64x48 frame, measured). Only that one render
-    # was measured; its per-pixel parts are set above Cycles' at 16 samples, not fitted.
-    Engine.EEVEE: EngineCoefficients(job_s=8.0, frame_s=0.5, per_mpx_s=2.0, per_mpx_sample_s=0.2,
-                                     object_weight=0.010, glass_weight=0.010),
-    Engine.WORKBENCH: EngineCoefficients(frame_s=0.004, per_mpx_s=0.74, per_mpx_sample_s=0.0, uses_samples=False,
-                                         object_weight=0.010),
+    # its shaders for every job (4.2-14.5 s for one 64x48 frame, measured, by the machine's
+    # load). Only that render was measured; its per-pixel parts are set at Cycles' order.
+    Engine.EEVEE: EngineCoefficients(job_s=8.0, frame_s=0.5, per_mpx_s=5.0, per_mpx_sample_s=0.2,
+                                     object_weight=0.03, glass_weight=0.018),
+    Engine.WORKBENCH: EngineCoefficients(frame_s=0.01, per_mpx_s=0.6, per_mpx_sample_s=0.0, uses_samples=False,
+                                         object_weight=0.01),
 }
 BUILD_S = 0.05  # building the scene, once per job
 GLASS_TRANSMISSION = 0.5  # a material at least this transmissive counts as glass
@@ -61,6 +64,19 @@ MIN_LONG_SIDE = 320
 MIN_FRAMES = 12
 MIN_OBJECTS = 1
 MIN_TIME_LIMIT_S = 10.0
+
+
+SampleRule = Callable[[int, int, bool], int]
+"""(requested samples, pixels, animation) -> the samples Cycles really renders. The
+renderer renders fewer than asked where it denoises (blender/render_settings.py); the
+composition root (runtime.py) hands that rule in, so the estimate follows the renderer
+without core importing blender."""
+
+
+def as_requested(requested: int, pixels: int, animation: bool) -> int:
+    """The rule where the renderer's is not known: every requested sample is rendered
+    (an over-estimate where the renderer denoises with fewer)."""
+    return requested
 
 
 class CostRefused(ValueError):
@@ -86,25 +102,32 @@ class CostInputs:
     frames: int
     objects: int
     glass: int
+    animation: bool = False
+    cycles_samples: SampleRule = as_requested
 
     @classmethod
-    def of(cls, spec: SceneSpec) -> CostInputs:
+    def of(cls, spec: SceneSpec, cycles_samples: SampleRule = as_requested) -> CostInputs:
         return cls(engine=spec.output.engine, width=spec.output.width, height=spec.output.height,
                    samples=spec.output.samples, frames=frames_of(spec), objects=len(spec.objects),
-                   glass=sum(1 for o in spec.objects if o.material.transmission >= GLASS_TRANSMISSION))
+                   glass=sum(1 for o in spec.objects if o.material.transmission >= GLASS_TRANSMISSION),
+                   animation=spec.is_animation, cycles_samples=cycles_samples)
 
     def seconds(self) -> float:
         c = COEFFICIENTS[self.engine]
         mpx = self.width * self.height / 1e6
         complexity = 1.0 + c.object_weight * max(0, self.objects - 1) + c.glass_weight * self.glass
-        samples = self.samples if c.uses_samples else 0
+        samples = 0
+        if c.uses_samples:
+            samples = self.samples
+            if self.engine is Engine.CYCLES:
+                samples = self.cycles_samples(self.samples, self.width * self.height, self.animation)
         per_frame = c.frame_s + mpx * (c.per_mpx_s + c.per_mpx_sample_s * samples * complexity)
         return BUILD_S + c.job_s + self.frames * per_frame
 
 
-def estimate_cost_s(spec: SceneSpec) -> float:
+def estimate_cost_s(spec: SceneSpec, cycles_samples: SampleRule = as_requested) -> float:
     """Estimated CPU render seconds of the whole job."""
-    return CostInputs.of(spec).seconds()
+    return CostInputs.of(spec, cycles_samples).seconds()
 
 
 @dataclass
@@ -132,12 +155,18 @@ def _largest_fitting(low: int, high: int, fits: Callable[[int], bool]) -> int:
     return low
 
 
-def fit_to_tier(spec: SceneSpec, max_cost_s: float, *, tier: str = "your") -> Fitted:
+def fit_to_tier(spec: SceneSpec, max_cost_s: float, *, tier: str = "your",
+                cycles_samples: SampleRule = as_requested) -> Fitted:
     """`spec` within `max_cost_s` estimated seconds, reduced in order samples → resolution →
-    frames → objects, or `CostRefused`. The time limit is capped at the tier too."""
+    frames → objects, or `CostRefused`. The time limit is capped at the tier too.
+
+    Each step takes the largest value that fits by binary search; where the cost is not
+    monotone in a value (the renderer's sample fraction changes with the image size) the
+    search may stop below the largest, but what it returns always fits or is the floor,
+    and the final check refuses anything over the tier."""
     if not (isinstance(max_cost_s, (int, float)) and math.isfinite(max_cost_s) and max_cost_s > 0):
         raise ValueError(f"max_cost_s must be a positive number, not {max_cost_s!r}")
-    x = CostInputs.of(spec)
+    x = CostInputs.of(spec, cycles_samples)
     reductions: list[str] = []
 
     def fits(candidate: CostInputs) -> bool:
@@ -205,12 +234,13 @@ def fit_to_tier(spec: SceneSpec, max_cost_s: float, *, tier: str = "your") -> Fi
     return Fitted(spec=spec, estimate_s=estimate, reductions=reductions)
 
 
-def fit_spec_data(data: Any, max_cost_s: float, *, tier: str = "your") -> Fitted:
+def fit_spec_data(data: Any, max_cost_s: float, *, tier: str = "your",
+                  cycles_samples: SampleRule = as_requested) -> Fitted:
     """Untrusted spec data (an LLM's answer, a stored spec) parsed, clamped to the spec's
     bounds and then to the tier: the one function every spec goes through before a render.
     Raises SpecError for data that is not a spec, CostRefused when it cannot fit."""
     spec, _warnings = parse_scene_spec(data)
-    return fit_to_tier(spec, max_cost_s, tier=tier)
+    return fit_to_tier(spec, max_cost_s, tier=tier, cycles_samples=cycles_samples)
 
 
 @dataclass(frozen=True)
@@ -222,11 +252,12 @@ class CostPolicy:
     user_max_cost_s: float = 300.0
     admin_max_cost_s: float = 7200.0
     admins: frozenset[str] = frozenset()
+    cycles_samples: SampleRule = as_requested  # the renderer's rule, from the composition root
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CostPolicy:
+    def from_settings(cls, settings: Any, cycles_samples: SampleRule = as_requested) -> CostPolicy:
         return cls(user_max_cost_s=float(settings.user_max_cost_s), admin_max_cost_s=float(settings.admin_max_cost_s),
-                   admins=frozenset(settings.admins))
+                   admins=frozenset(settings.admins), cycles_samples=cycles_samples)
 
     def is_admin_tier(self, source: str, user_id: str) -> bool:
         return source != "slack" or user_id in self.admins
@@ -239,7 +270,10 @@ class CostPolicy:
 
     def fit(self, spec: SceneSpec, source: str, user_id: str) -> Fitted:
         name, limit = self.tier(source, user_id)
-        return fit_to_tier(spec, limit, tier=name)
+        return fit_to_tier(spec, limit, tier=name, cycles_samples=self.cycles_samples)
+
+    def estimate(self, spec: SceneSpec) -> float:
+        return estimate_cost_s(spec, self.cycles_samples)
 
 
 def describe_fit(fitted: Fitted, max_cost_s: float) -> str:

@@ -354,7 +354,7 @@ class JobPipeline:
         requester = job.requester
         tier, limit = self.deps.cost_policy.tier(requester.source, requester.user_id)
         try:
-            fitted = fit_to_tier(spec, limit, tier=tier)
+            fitted = fit_to_tier(spec, limit, tier=tier, cycles_samples=self.deps.cost_policy.cycles_samples)
         except CostRefused as exc:
             self._audit_cost(job, "cost:refused", str(exc), allowed=False)
             raise UserError(str(exc)) from None

@@ -15,6 +15,8 @@ from slack_ai_addon.core.cost import (
     MIN_TIME_LIMIT_S,
     CostPolicy,
     CostRefused,
+    SampleRule,
+    as_requested,
     estimate_cost_s,
     fit_spec_data,
     fit_to_tier,
@@ -23,8 +25,10 @@ from slack_ai_addon.core.jobs import Job, JobKind, Requester
 from slack_ai_addon.core.pipeline import Interpretation, JobPipeline, PipelineDeps, UserError
 from slack_ai_addon.core.scene_spec import MAX_OBJECTS, SceneSpec, SpecError, parse_scene_spec
 from slack_ai_addon.providers.offline.interpreter import OfflineInterpreter
+from slack_ai_addon.runtime import renderer_sample_rule
 from tests.job_store import temp_job_store
 
+RENDERER_RULE = renderer_sample_rule(False)
 WORST_TEXT = "a turntable of 50 glass spheres at 4096x4096 with 4096 samples, 600 frames"
 GLASS = {"base_color": "#ffffff", "transmission": 1.0, "roughness": 0.0}
 
@@ -46,7 +50,8 @@ def spec(**output: Any) -> SceneSpec:
 def test_estimate_grows_with_pixels_samples_frames_and_objects() -> None:
     base = estimate_cost_s(spec(width=640, height=480, samples=32))
     assert estimate_cost_s(spec(width=1280, height=960, samples=32)) > 3.5 * base  # 4x the pixels
-    assert estimate_cost_s(spec(width=640, height=480, samples=128)) > 3.5 * base
+    # 4x the samples: less than 4x the time (the denoiser's part per pixel stays the same).
+    assert 2.5 * base < estimate_cost_s(spec(width=640, height=480, samples=128)) < 4 * base
     anim = parse_scene_spec({"objects": [{"primitive": "cube"}], "animation": {"kind": "turntable", "frames": 24},
                              "output": {"width": 640, "height": 480, "samples": 32}})[0]
     assert estimate_cost_s(anim) == pytest.approx(24 * base, rel=0.02)
@@ -54,6 +59,24 @@ def test_estimate_grows_with_pixels_samples_frames_and_objects() -> None:
     glass = parse_scene_spec({"objects": [{"primitive": "cube", "material": GLASS}] * 20,
                               "output": {"samples": 32}})[0]
     assert base < estimate_cost_s(many) < estimate_cost_s(glass)  # glass costs more than opaque
+
+
+def test_the_renderers_sample_rule_reaches_the_estimate() -> None:
+    """The renderer renders fewer samples than asked where it denoises
+    (blender/render_settings.py); the composition root hands that rule to the estimate."""
+    rule = RENDERER_RULE  # a process without a renderer assumes OpenImageDenoise
+    from slack_ai_addon.blender.render_settings import cycles_settings
+
+    for pixels in (64 * 48, 640 * 480, 4096 * 4096):
+        assert rule(128, pixels, False) == cycles_settings(128, oidn=True, pixels=pixels).samples
+    assert rule(128, 640 * 480, False) < 128  # denoised: fewer rendered than asked
+    big = spec(width=1920, height=1080, samples=1024)
+    assert estimate_cost_s(big, rule) < estimate_cost_s(big) / 2
+    policy = CostPolicy(cycles_samples=rule)
+    assert policy.estimate(big) == estimate_cost_s(big, rule)
+    fitted = policy.fit(big, "slack", "U1")
+    assert estimate_cost_s(fitted.spec, rule) <= 300
+    assert fitted.spec.output.samples > fit_to_tier(big, 300).spec.output.samples  # it keeps more
 
 
 def test_estimate_is_engine_aware() -> None:
@@ -217,13 +240,13 @@ TIERS = st.one_of(st.sampled_from([300.0, 7200.0, 30.0, 1.0]),
                   st.floats(min_value=0.001, max_value=1e6, allow_nan=False))
 
 
-def _check_admitted(data: dict[str, Any], tier: float) -> None:
+def _check_admitted(data: dict[str, Any], tier: float, rule: SampleRule = as_requested) -> None:
     try:
-        fitted = fit_spec_data(data, tier)
+        fitted = fit_spec_data(data, tier, cycles_samples=rule)
     except (SpecError, CostRefused):
         return  # refused: nothing renders
     assert fitted.estimate_s <= tier
-    assert estimate_cost_s(fitted.spec) <= tier  # what renders is what was estimated
+    assert estimate_cost_s(fitted.spec, rule) <= tier  # what renders is what was estimated
     assert fitted.spec.output.time_limit_s <= max(tier, MIN_TIME_LIMIT_S)
     SceneSpec.model_validate(fitted.spec.to_json_dict())  # still a valid spec
 
@@ -239,9 +262,11 @@ def test_fuzz_every_accepted_spec_is_within_the_tier(data: dict[str, Any], tier:
 @seed(11)
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(SPEC_DATA, TIERS)
-def test_fuzz_any_tier(data: dict[str, Any], tier: float) -> None:
-    _check_admitted(data, tier)
+@given(SPEC_DATA, TIERS, st.booleans())
+def test_fuzz_any_tier(data: dict[str, Any], tier: float, renderer_rule: bool) -> None:
+    """Also with the renderer's sample rule, whose fraction jumps with the image size (the
+    cost is then not monotone in the resolution)."""
+    _check_admitted(data, tier, RENDERER_RULE if renderer_rule else as_requested)
 
 
 def test_fuzz_finds_the_worst_case_fits() -> None:
