@@ -44,9 +44,12 @@ def _store(tmp_path: Path, name: str = "n") -> SqlJobStore:
     return open_sql_store(f"sqlite:///{tmp_path / 'jobs.db'}", outbox_path=tmp_path / f"{name}.jsonl")
 
 
-def _job(user: str, created: float, **req: object) -> Job:
-    return Job(kind=JobKind.RENDER, request_text=f"job of {user}", requester=Requester(user_id=user),
-               created_at=created, updated_at=created, requirements=JobRequirements(**req))  # type: ignore[arg-type]
+def _job(user: str, created: float, job_id: str = "", **req: object) -> Job:
+    job = Job(kind=JobKind.RENDER, request_text=f"job of {user}", requester=Requester(user_id=user),
+              created_at=created, updated_at=created, requirements=JobRequirements(**req))  # type: ignore[arg-type]
+    if job_id:
+        job.id = job_id  # the model needs ids that are the same on every run
+    return job
 
 
 def test_b_starts_next_or_after_one_of_as_twenty(tmp_path: Path) -> None:
@@ -146,7 +149,7 @@ class FairClaims(RuleBasedStateMachine):
     def submit(self, user: str, count: int, gpu: bool) -> None:
         for _ in range(count):
             self.now += 0.01
-            job = self.reader.add(_job(user, self.now, gpu=gpu))
+            job = self.reader.add(_job(user, self.now, f"job-{len(self.jobs):04d}", gpu=gpu))
             self.jobs[job.id] = user
             self.waited_behind[job.id] = {}
 
@@ -155,8 +158,11 @@ class FairClaims(RuleBasedStateMachine):
         before = self.rows()
         caps = NODES[node]
         job = self.stores[node].claim_next(node, LEASE_S, None, caps)
+        def could_take(j: Job) -> bool:  # queued, runnable here, and not failed here before
+            return j.status is JobStatus.QUEUED and caps.can_run(j.requirements) and node not in j.failed_nodes
+
         if job is None:
-            assert not any(j.status is JobStatus.QUEUED and caps.can_run(j.requirements) for j in before.values())
+            assert not any(could_take(j) for j in before.values())
             return
         old = before[job.id]
         assert old.status is JobStatus.QUEUED, "claimed a job that was not queued"
@@ -166,7 +172,7 @@ class FairClaims(RuleBasedStateMachine):
         claimer = self.jobs[job.id]
         claimed_use = self.use(before, claimer)
         for other_id, other in before.items():
-            if other.status is not JobStatus.QUEUED or other_id == job.id or not caps.can_run(other.requirements):
+            if other_id == job.id or not could_take(other):
                 continue
             other_use = self.use(before, other.requester.user_id)
             # Fair: nobody this node could have served instead had less use of the farm.
