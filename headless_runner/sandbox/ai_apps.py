@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.messages.chunk import Chunk, TaskUpdateChunk
 from slack_sdk.models.views import View
 
-from .block_kit import ApiError, block_kit_errors, parse_blocks, record_refusal
+from .block_kit import ApiError, block_kit_errors, parse_blocks, record_refusal, slack_file_errors
 
 if TYPE_CHECKING:
     from .workspace import Options, Workspace
@@ -91,7 +91,8 @@ class AiAppMethods:
 
     def _api_chat_stopStream(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         channel_id, ts, message = self._open_stream(params)
-        blocks = parse_blocks(params.get("blocks"), method="chat.stopStream")  # blocks only here
+        blocks = parse_blocks(params.get("blocks"), method="chat.stopStream",  # blocks only here
+                              known_file=self.ws.has_file)
         self._stream_apply(message, params)
         if blocks is not None:
             message["blocks"] = blocks
@@ -199,7 +200,7 @@ class AiAppMethods:
         if not isinstance(blocks, list):
             errors.append("failed to match all allowed schemas [json-pointer:/view/blocks]")
         else:
-            found = block_kit_errors(blocks, most=VIEW_BLOCKS_MAX)
+            found = block_kit_errors(blocks, most=VIEW_BLOCKS_MAX) or slack_file_errors(blocks, self.ws.has_file)
             errors.extend(e.replace("[json-pointer:/blocks", "[json-pointer:/view/blocks") for e in found)
         if not errors:
             try:

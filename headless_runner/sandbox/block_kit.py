@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,28 @@ class ApiError(Exception):
 
 
 
-def parse_blocks(value: Any, method: str = "message") -> list[Any] | None:
+def slack_file_errors(blocks: list[Any], known: Callable[[str], bool], at: str = "/blocks") -> list[str]:
+    """Image elements (`slack_file: {"id": ...}`) that name no uploaded file of the workspace.
+    ASSUMPTION: Slack's wording; it refuses such blocks as invalid_blocks."""
+    errors: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            ref = node.get("slack_file")
+            if isinstance(ref, dict) and ref.get("id") is not None and not known(str(ref["id"])):
+                errors.append(f"invalid slack_file id [json-pointer:{where}/slack_file/id]")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(blocks, at)
+    return errors
+
+
+def parse_blocks(value: Any, method: str = "message", *,
+                 known_file: Callable[[str], bool] | None = None) -> list[Any] | None:
     """The message's blocks, or ApiError exactly as Slack refuses them."""
     if value is None or value == "":
         return None
@@ -76,6 +98,8 @@ def parse_blocks(value: Any, method: str = "message") -> list[Any] | None:
     if not isinstance(value, list):
         raise ApiError("invalid_blocks_format")
     errors = block_kit_errors(value)
+    if not errors and known_file is not None:
+        errors = slack_file_errors(value, known_file)
     if errors:
         record_refusal(method, "invalid_blocks", errors)
         raise ApiError("invalid_blocks", errors=errors,

@@ -287,7 +287,7 @@ class WebApi(AiAppMethods):
     def _api_chat_postMessage(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         channel_id = self._require_channel(params)
         text = _str_or_none(params.get("text"))
-        blocks = parse_blocks(params.get("blocks"), "chat.postMessage")
+        blocks = parse_blocks(params.get("blocks"), "chat.postMessage", known_file=self.ws.has_file)
         if not text and not blocks and not params.get("attachments"):
             raise ApiError("no_text")
         if text and len(text) > POST_MESSAGE_MAX_CHARS:
@@ -312,7 +312,7 @@ class WebApi(AiAppMethods):
         if message.get("bot_id") != self.ws.bot_id:
             raise ApiError("cant_update_message")
         text = _str_or_none(params.get("text"))
-        blocks = parse_blocks(params.get("blocks"), "chat.update")
+        blocks = parse_blocks(params.get("blocks"), "chat.update", known_file=self.ws.has_file)
         if text is None and blocks is None:
             raise ApiError("no_text")
         if text and len(text) > UPDATE_MESSAGE_MAX_CHARS:
@@ -336,7 +336,7 @@ class WebApi(AiAppMethods):
         if not user:
             raise ApiError("user_not_in_channel")
         text = _str_or_none(params.get("text"))
-        blocks = parse_blocks(params.get("blocks"), "chat.postEphemeral")
+        blocks = parse_blocks(params.get("blocks"), "chat.postEphemeral", known_file=self.ws.has_file)
         if not text and not blocks:
             raise ApiError("no_text")
         ts = self.ws.next_ts()

@@ -249,6 +249,11 @@ class Workspace:
             obj["shares"] = {kind: {upload.channel_id: [share]}}
         return obj
 
+    def has_file(self, file_id: str) -> bool:
+        """A completed upload with this id (what a `slack_file` image may name)."""
+        upload = self.files.get(file_id)
+        return upload is not None and upload.completed
+
     def uploaded_file(self, file_id: str) -> UploadedFile | None:
         """The file if its bytes have arrived, else None."""
         with self.lock:

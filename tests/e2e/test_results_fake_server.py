@@ -166,3 +166,15 @@ def test_suggested_prompts_and_status(srv: FakeSlackServer, web: WebClient) -> N
     parent = _parent(web, DM)
     web.assistant_threads_setStatus(channel_id=DM, thread_ts=parent, status="rendering…")
     assert srv.workspace.statuses[-1]["status"] == "rendering…"
+
+
+@pytest.mark.invalid_payloads
+def test_a_slack_file_image_must_name_an_uploaded_file(srv: FakeSlackServer, web: WebClient) -> None:
+    card = {"type": "card", "title": {"type": "mrkdwn", "text": "v1"},
+            "hero_image": {"type": "image", "slack_file": {"id": "F0NOSUCH"}, "alt_text": "v1"}}
+    data = _error(lambda: web.chat_postMessage(channel=C, text="x", blocks=[{"type": "carousel", "elements": [card]}]))
+    assert data["error"] == "invalid_blocks"
+    assert data["errors"] == ["invalid slack_file id [json-pointer:/blocks/0/elements/0/hero_image/slack_file/id]"]
+    uploaded = web.files_upload_v2(content=b"\x89PNG fake", filename="v1.png", channel=C)
+    card["hero_image"]["slack_file"]["id"] = uploaded["file"]["id"]
+    assert web.chat_postMessage(channel=C, text="x", blocks=[{"type": "carousel", "elements": [card]}])["ok"]
