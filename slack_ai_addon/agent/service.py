@@ -619,7 +619,10 @@ class AgentService:
                 job = f", job `{n.current_job}`" if n.current_job and state == "rendering" else ""
                 lines.append(f"    ◦ `{bk.escape(n.id)}` {n.role}: *{state}*{job}, {n.jobs_done} done, "
                              f"{n.jobs_failed} failed" + (f", Blender {bk.escape(n.blender_version)}"
-                                                          if n.blender_version else ""))
+                                                          if n.blender_version else "")
+                             # what capability routing sends it: a GPU, tags
+                             + (f", GPU {bk.escape(n.gpu)}" if n.gpu else "")
+                             + (f", tags {bk.escape(', '.join(n.tags))}" if n.tags else ""))
         uptime = time.time() - (self._started_at or time.time())
         lines.append(f"• uptime: {bk.fmt_seconds(uptime)}; Slack: {st.state}, {st.envelopes_seen} requests, "
                      f"{st.reconnects} reconnects")

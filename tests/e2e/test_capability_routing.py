@@ -79,8 +79,10 @@ def test_a_render_no_node_can_run_gets_one_clear_reply(cpu_farm: Harness) -> Non
 def test_a_job_that_becomes_unrunnable_is_failed_by_the_sweep(cpu_farm: Harness) -> None:
     h = cpu_farm
     gpu_node = NodeInfo(id="gpu-1", role="worker", engines="cycles,eevee,workbench", gpu="RTX (OPTIX)",
-                        blender_version="5.2.0", last_heartbeat=time.time(), state="idle")
+                        blender_version="5.2.0", last_heartbeat=time.time(), state="idle", tags=["lookdev"])
     h.store.upsert_node(gpu_node)
+    assert "`gpu-1` worker: *idle*, 0 done, 0 failed, Blender 5.2.0, GPU RTX (OPTIX), tags lookdev" \
+        in h.agent.status_text()  # /blender status shows what each node offers
     h.srv.send_slash_command("/render", "a blue sphere", user_id="U1", channel_id=C)
     job = _new_job(h, set())
     ts = str(h.wait(lambda: (r := h.store.get(job.id)) is not None and r.slack_ts, what="the placeholder"))
