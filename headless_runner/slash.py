@@ -146,6 +146,9 @@ def _report(srv: Any, runtime: Any, ack: Any, job_ids: list[str], *, timed_out: 
             continue
         where = "  thread reply" if msg.get("thread_ts") and msg.get("thread_ts") != msg.get("ts") else "message"
         print(f"{where}: {msg.get('text', '')}")
+        tasks = msg.get("chunks") or []  # a streamed task timeline (agent/timeline.py)
+        if tasks:
+            print("  timeline: " + ", ".join(f"{t.get('title')} ({t.get('status')})" for t in tasks))
         for f in msg.get("files") or []:
             name = f.get("name") or f.get("title") if isinstance(f, dict) else f
             print(f"  file: {name}")
