@@ -374,3 +374,19 @@ def test_the_sweep_fails_only_jobs_still_queued(db: str, tmp_path: Path) -> None
     assert sweeper.queued_requirements() == []
     sweeper.close()
     gpu.close()
+
+
+def test_the_routing_settings_are_checked_and_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slack_ai_addon.core.config import ConfigError, load_settings, validate_settings
+    from slack_ai_addon.core.config import Settings as S
+
+    with pytest.raises(ConfigError, match="require_blender .*is not a version"):
+        validate_settings(S(require_blender="latest"))
+    with pytest.raises(ConfigError, match="require_engine"):
+        validate_settings(S(require_engine="povray"))
+    monkeypatch.setenv("SLACK_AI_REQUIRE_BLENDER", " 4.2 ")
+    monkeypatch.setenv("SLACK_AI_REQUIRE_GPU", "yes")
+    monkeypatch.setenv("SLACK_AI_REQUIRE_ENGINE", "Cycles")
+    settings = load_settings()
+    assert JobRequirements.from_settings(settings.require_engine, settings.require_gpu, settings.require_blender) \
+        == JobRequirements(engine="cycles", gpu=True, blender=40200)
