@@ -81,8 +81,8 @@ def draft_worth_it(spec: SceneSpec) -> bool:
     return work(spec) >= DRAFT_WORTH_WORK and work(draft_spec(spec)) * 4 <= work(spec)
 
 
-def plan(spec: SceneSpec, mode: DraftMode) -> tuple[SceneSpec | None, SceneSpec | None]:
-    """(draft spec or None, final spec or None) for a render."""
+def plan(spec: SceneSpec, mode: DraftMode) -> tuple[SceneSpec | None, SceneSpec]:
+    """(draft spec or None, the spec to render as the result) for a render."""
     if mode is DraftMode.ONLY:
         return None, draft_spec(spec)  # the draft is rendered as the job's result
     if mode is DraftMode.OFF or not draft_worth_it(spec):
