@@ -218,7 +218,7 @@ class SlackReplier:
         self._targets: dict[str, ReplyTarget] = {}
         self._lock = threading.Lock()
         # The streamed task timeline in each render's thread (agent/timeline.py).
-        self.timelines = Timelines(outbox.web, interval_s=outbox.updates.interval_s)
+        self.timelines = Timelines(outbox.web, interval_s=outbox.updates.interval_s, budget=outbox.budget)
 
     # -- registration (router, before submit)
     def expect(self, target: ReplyTarget) -> None:

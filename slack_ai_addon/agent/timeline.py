@@ -27,6 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from ..core.pipeline import RenderProgress
+from ..storage.db.budget import BucketSpec, Priority, SlackBudget
 from .blocks import clip, escape
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("upload", "Upload to Slack"),
 )
 TITLE_MAX = 120
+# chat.appendStream in the farm's Slack budget: ASSUMPTION Tier 4 (100 a minute per app),
+# a small burst, and a reserve that frame progress leaves to step changes.
+APPEND_PER_MINUTE = 100.0
+APPEND_BURST = 4.0
+APPEND_RESERVE = 2.0
+STEP_WAIT_S = 5.0  # the longest a step change waits for the budget before it goes anyway
 
 
 @dataclass
@@ -94,10 +101,15 @@ class Timeline:
 class Timelines:
     """The timelines of the jobs this node replies for."""
 
-    def __init__(self, web: WebClient, *, interval_s: float = 3.0, enabled: bool = True) -> None:
+    def __init__(self, web: WebClient, *, interval_s: float = 3.0, enabled: bool = True,
+                 budget: SlackBudget | None = None, appends_per_minute: float = APPEND_PER_MINUTE) -> None:
         self.web = web
         self.interval_s = interval_s
         self.enabled = enabled
+        # The farm's shared budget (agent/pacing.py, storage/db/budget.py): appends of every
+        # node together stay under the method's limit; frame progress spends only the surplus.
+        self.budget = budget
+        self.append_spec = BucketSpec("chat.appendStream", appends_per_minute, 60.0, APPEND_BURST, APPEND_RESERVE)
         self._jobs: dict[str, Timeline] = {}
         self._team_id = ""
         self._lock = threading.Lock()
@@ -222,6 +234,14 @@ class Timelines:
         chunks = tl.changes()
         if not chunks:
             return
+        if self.budget is not None:
+            try:
+                if force:  # a step change: wait a little for a token, then send anyway
+                    self.budget.acquire(self.append_spec, Priority.IMPORTANT, timeout=STEP_WAIT_S)
+                elif self.budget.try_take(self.append_spec, Priority.PROGRESS) > 0:
+                    return  # no surplus for progress: the next event carries newer progress
+            except Exception:  # the budget falls back by itself; a bug here must not stop the job
+                log.exception("Slack budget failed; sending the append anyway")
         try:
             self.web.chat_appendStream(channel=tl.channel, ts=tl.ts, chunks=chunks)
         except Exception as exc:

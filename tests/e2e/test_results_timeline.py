@@ -59,3 +59,30 @@ def test_streaming_refused_falls_back_to_paced_updates(harness: Harness) -> None
     assert progress, "no paced progress update on the placeholder"
     assert "Done in" in h.final_update(ts).params["text"]
     assert any(f.thread_ts == ts for f in h.srv.files.values())
+
+
+def test_frame_progress_appends_spend_only_the_budgets_surplus() -> None:
+    """With the farm's budget, step changes are always appended; frame progress only while
+    tokens beyond the reserve are there (the rest is dropped: the next append is newer)."""
+    from slack_sdk import WebClient
+
+    from headless_runner.sandbox.slack_server import FakeSlackServer
+    from slack_ai_addon.agent.timeline import Timelines
+    from slack_ai_addon.core.pipeline import RenderProgress
+    from slack_ai_addon.storage.db.budget import SlackBudget
+
+    with FakeSlackServer(enforce_rate_limits=True) as srv:
+        web = WebClient(token=srv.bot_token, base_url=srv.api_url)
+        parent = web.chat_postMessage(channel="D0SANDBOX", text="/render")["ts"]
+        budget = SlackBudget(None, workspace="w", updates_per_minute=50, posts_per_second=1)
+        timelines = Timelines(web, interval_s=0.0, budget=budget, appends_per_minute=6.0)  # burst 4, reserve 2
+        timelines.start("J1", channel="D0SANDBOX", thread_ts=parent, user_id="U1", is_dm=True, draft=False)
+        timelines.progress("J1", RenderProgress("building", 0, 24))  # a step change
+        for frame in range(1, 21):
+            timelines.progress("J1", RenderProgress("rendering", frame, 24))  # the first is a step change
+        timelines.progress("J1", RenderProgress("encoding", 24, 24))  # a step change
+        appends = srv.calls("chat.appendStream")
+        titles = [[c["title"] for c in a.params["chunks"]] for a in appends]
+        assert len(appends) < 8, titles  # 22 progress events
+        assert any("Encode" in t for t in titles[-1])  # the last step change went out
+        assert all(a.response and a.response["ok"] for a in appends)
