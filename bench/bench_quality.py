@@ -17,7 +17,7 @@ out/bench_cache/. Times are the render call alone (`bpy.ops.render.render`), the
 of --runs renders, plain and preset interleaved so both see the same load. Workbench and
 EEVEE are timed and scored once for comparison. The full run also renders the README's
 turntable ("a red cube on a checkered floor, rotating": 24 frames, 320x240) through the
-real renderer, with the preset and with the old plain settings, and with persistent data.
+real renderer: the preset (with persistent data), the preset without it, and the old plain settings.
 
 Writes its section into docs/BENCHMARKS.md ("## Quality per second") unless --no-write;
 the last line is a BENCH_SUMMARY for bench/run_all.py.
@@ -223,8 +223,16 @@ def turntable(runs: int, frames: int | None, size: tuple[int, int] | None,
     return spec, times
 
 
-def persistent(scene: Any) -> None:
-    scene.render.use_persistent_data = True
+def no_persistent(scene: Any) -> None:
+    scene.render.use_persistent_data = False
+
+
+def plain_animation(samples: int) -> Callable[[Any], None]:
+    """The animation settings before issue 13: plain samples, no persistent data."""
+    def configure(scene: Any) -> None:
+        plain_cycles(samples)(scene)
+        no_persistent(scene)
+    return configure
 
 
 def main() -> int:
@@ -254,10 +262,10 @@ def main() -> int:
         words = measure_words(specs, refs, runs, work, QUALITY_WORDS)
         engines = other_engines(specs, refs, work) if not args.quick else {}
     if args.quick:
-        tt_spec, tt = turntable(1, 4, (96, 72), {"preset": None, "plain": plain_cycles(16)})
+        tt_spec, tt = turntable(1, 4, (96, 72), {"preset": None, "plain": plain_animation(16)})
     else:
-        tt_spec, tt = turntable(runs, None, None, {"preset": None, "plain": plain_cycles(16),
-                                                   "preset + persistent data": persistent})
+        tt_spec, tt = turntable(runs, None, None, {"preset": None, "plain": plain_animation(16),
+                                                   "preset without persistent data": no_persistent})
     elapsed = time.perf_counter() - t0
 
     def total(word: str, kind: str) -> float:  # sum over scenes of the median time
@@ -306,7 +314,8 @@ samples without adaptive sampling; times are the render call, median (min-max) o
 ran {elapsed:.0f} s).
 *plain* is N samples with adaptive sampling and no denoising (the settings before issue 13); *preset* is what
 the renderer sets now: ceil(N x {sample_fraction(width * height)}) samples at this size and OpenImageDenoise with
-albedo and normal passes (fast prefilter for drafts and animations), blender/render_settings.py.
+albedo and normal passes (accurate prefilter from 64 samples asked, fast below and for animations),
+blender/render_settings.py.
 
 | quality word (N) | scene | plain time | plain PSNR | preset time | preset PSNR | speed-up |
 |---|---|---|---|---|---|---|

@@ -10,7 +10,8 @@
    with the ack and the render's own time alongside.
 2. Pipeline against raw `bpy.ops.render.render` on the same scene: the job's wall time
    through `run_one_job` (SQLite store, dispatcher heartbeat, interpretation, build, .blend,
-   poster, cleanup) against building the scene and calling the render operator directly.
+   poster, cleanup; no draft first) against building the scene and calling the render
+   operator directly.
    Target: within 5%.
 3. Peak RSS of this process idle (before any render) and during the renders (ru_maxrss).
 4. Slack pacing: a 300-frame animation (stub renderer, 20 ms a frame) streams its progress
@@ -118,8 +119,10 @@ def pipeline_vs_raw(prompt: str, runs: int, tmp: Path) -> tuple[list[float], lis
 
     interpreter = OfflineInterpreter()
     spec = interpreter.interpret(prompt).spec
+    # No draft before the final here (core/draft.py): the comparison is one render each way.
     pipeline = JobPipeline(PipelineDeps(store=temp_job_store(tmp / "db"), interpreter=interpreter,
-                                        output_dir=tmp / "jobs", node_id="bench", renderer=BlenderSceneRenderer()))
+                                        output_dir=tmp / "jobs", node_id="bench", renderer=BlenderSceneRenderer(),
+                                        drafts=False))
     piped: list[float] = []
     raw: list[float] = []
     for i in range(runs + 1):  # the first pair warms up (kernels, fonts) and is dropped
