@@ -9,6 +9,7 @@ a renderer is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ from .blender.render_settings import RenderThreads
 from .core.config import Settings
 from .core.cost import CostPolicy, SampleRule
 from .core.dispatcher import Dispatcher
-from .core.jobs import ENGINES, JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
+from .core.jobs import ENGINES, Job, JobRequirements, JobStore, NodeCapabilities, NodeInfo, blender_version_text
 from .core.pipeline import JobListener, JobPipeline, PipelineDeps
+from .core.scene_spec import parse_scene_spec
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,27 @@ class Runtime:
                 log.exception("closing %r failed", closer)
 
 
+def asset_library_tags() -> list[str]:
+    """"assets:<library>" for every asset library this node has (the index's libraries)."""
+    from .assets.service import current_index
+
+    return sorted({f"assets:{lib.name.strip().lower()}" for lib in current_index().libraries if lib.name.strip()})
+
+
+def asset_tags_of_job(job: Job) -> list[str]:
+    """The asset libraries a render job needs, as capability tags: from its finished spec
+    (edits, re-renders, variants) or, for a request still to be interpreted, from the asset
+    phrases in its text. Empty where this node has no libraries configured."""
+    from .assets import service
+
+    if not service.current_index().libraries:
+        return []
+    if job.spec is not None and not job.request_text.strip():
+        spec, _warnings = parse_scene_spec(job.spec)
+        return service.asset_requirement_tags(spec)
+    return service.asset_tags_for_text(job.request_text)
+
+
 def renderer_sample_rule(with_renderer: bool) -> SampleRule:
     """The samples Cycles really renders for a request (`blender/render_settings.py`: fewer
     where it denoises), for the cost estimate. A process without a renderer (a Slack-only
@@ -138,6 +161,10 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         renderer = BlenderSceneRenderer(threads=render_threads)
         blender_version = compat.version_string()
         capabilities = node_capabilities(settings.node_gpu, settings.node_tags)
+        library_tags = asset_library_tags()
+        if library_tags:  # a node that has asset libraries offers them to capability routing
+            capabilities = dataclasses.replace(
+                capabilities, tags=tuple(sorted(set(capabilities.tags) | set(library_tags))))
         log.info("node capabilities: engines %s, GPU %s, Blender %s, tags %s", ",".join(capabilities.engines),
                  capabilities.gpu or "none", blender_version, ",".join(capabilities.tags) or "none")
     deps = PipelineDeps(
@@ -153,6 +180,7 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
         capabilities=capabilities,
         required=JobRequirements.from_settings(settings.require_engine, settings.require_gpu,
                                                settings.require_blender),
+        requirement_tags=asset_tags_of_job,
     )
     pipeline = JobPipeline(deps)
     output_store.add_upload_listener(pipeline.output_stored_late)

@@ -203,6 +203,9 @@ class PipelineDeps:
     # and what the admin requires of every render job (Settings.require_*).
     capabilities: NodeCapabilities | None = None
     required: JobRequirements = field(default_factory=JobRequirements)
+    # Capability tags a render job needs beyond its own options (e.g. "assets:props" for the
+    # asset libraries its request names); None: none.
+    requirement_tags: Callable[[Job], list[str]] | None = None
 
 
 def _timed(job: Job, stage: str, start: float) -> None:
@@ -261,6 +264,15 @@ class JobPipeline:
         if job.kind is not JobKind.RENDER:
             job.requirements = JobRequirements()
             return
+        if self.deps.requirement_tags is not None:
+            try:
+                extra = self.deps.requirement_tags(job)
+            except Exception as exc:  # tags only route the job; the build reports bad assets
+                log.warning("could not tell the job's capability tags: %s", exc, extra={"job_id": job.id})
+                extra = []
+            tags = list(job.options.get("tags") or [])
+            if extra and not set(extra) <= set(tags):
+                job.options = dict(job.options, tags=sorted(set(tags) | set(extra)))
         own = JobRequirements.of_job(job)
         job.requirements = own.merged(self.deps.required)
         engine = job.requirements.engine

@@ -190,3 +190,47 @@ def test_asset_copies_are_arranged_without_overlap(index: AssetIndex, text: str,
             gap = max(abs(a.location.x - b.location.x), abs(a.location.y - b.location.y))
             assert gap >= ra + rb - 1e-6, (a.name, b.name)
     assert all(o.location.z == 0.0 for o in objects if o.asset)  # assets stand on the floor
+
+
+def test_a_job_naming_an_asset_goes_only_to_a_node_with_its_library(index: AssetIndex, tmp_path: Path) -> None:
+    """The submitting node adds "assets:<library>" to the job's requirements (from the text,
+    or from a finished spec); a node without that library leaves the job, one with it claims
+    it, and with no such node alive the requester hears why instead of waiting."""
+    import time
+
+    from slack_ai_addon.core.jobs import Job, JobKind, JobStatus, NodeCapabilities, NodeInfo, Requester
+    from slack_ai_addon.core.pipeline import JobPipeline, PipelineDeps
+    from slack_ai_addon.runtime import asset_library_tags, asset_tags_of_job
+    from slack_ai_addon.storage.db import open_sql_store
+    from tests.unit.test_core_pipeline import FixedInterpreter
+
+    assert asset_library_tags() == ["assets:studio"]  # this node has the "studio" library
+    assert asset_tags_of_job(Job(kind=JobKind.RENDER, request_text="the hero lamp on a floor")) == ["assets:studio"]
+    assert asset_tags_of_job(Job(kind=JobKind.RENDER, request_text="a red cube")) == []
+    spec = {"objects": [{"primitive": "asset", "asset": {"name": "Oak Barrel"}}]}
+    assert asset_tags_of_job(Job(kind=JobKind.RENDER, request_text="", spec=spec)) == ["assets:studio"]
+
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
+    listener = open_sql_store(db, outbox_path=tmp_path / "l.jsonl")
+    plain = NodeCapabilities(engines=("cycles", "eevee", "workbench"), gpu="", blender=50200)
+    with_library = NodeCapabilities(engines=plain.engines, gpu="", blender=50200, tags=("assets:studio",))
+
+    def submit(text: str):  # a listener that does not render: only live registry nodes count
+        deps = PipelineDeps(store=listener, interpreter=FixedInterpreter(), output_dir=tmp_path, node_id="listener",
+                            requirement_tags=asset_tags_of_job)
+        return JobPipeline(deps).submit(Job(kind=JobKind.RENDER, request_text=text, requester=Requester(
+            user_id="U1")))
+
+    listener.upsert_node(NodeInfo(id="plain", role="worker", engines="cycles,eevee,workbench",
+                                  blender_version="5.2.0", last_heartbeat=time.time(), state="idle"))
+    refused = submit("the hero lamp on a checkered floor")
+    assert refused.status is JobStatus.FAILED and "assets:studio" in refused.error
+    listener.upsert_node(NodeInfo(id="props-node", role="worker", engines="cycles,eevee,workbench",
+                                  blender_version="5.2.0", tags=["assets:studio"], last_heartbeat=time.time(),
+                                  state="idle"))
+    job = submit("the hero lamp on a checkered floor")
+    assert job.status is JobStatus.QUEUED and job.requirements.tags == ("assets:studio",)
+    assert listener.claim_next("plain", 60, None, plain) is None  # no library here: left alone
+    claimed = listener.claim_next("props-node", 60, None, with_library)
+    assert claimed is not None and claimed.id == job.id
+    listener.close()
