@@ -127,6 +127,8 @@ def renderer_sample_rule(with_renderer: bool) -> SampleRule:
     from .blender.render_settings import cycles_settings  # plain Python: no bpy behind it
 
     oidn = True
+    # The interpreter first: building it configures the asset libraries this node's tags name.
+    interpreter = build_interpreter(settings, store=store)
     if with_renderer:
         from .blender import compat
         oidn = compat.has_openimagedenoise()
@@ -154,6 +156,8 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
     blender_version = ""
     render_threads = RenderThreads(setting=settings.render_threads)
     capabilities = None
+    # The interpreter first: building it configures the asset libraries this node's tags name.
+    interpreter = build_interpreter(settings, store=store)
     if with_renderer:
         from .blender import compat
         from .blender.capabilities import node_capabilities
@@ -169,7 +173,7 @@ def build_runtime(settings: Settings, *, cli: bool, with_renderer: bool = True,
                  capabilities.gpu or "none", blender_version, ",".join(capabilities.tags) or "none")
     deps = PipelineDeps(
         store=store,
-        interpreter=build_interpreter(settings, store=store),
+        interpreter=interpreter,
         analyzer=build_analyzer(settings, store=store),
         renderer=renderer,
         output_store=output_store,
