@@ -127,8 +127,6 @@ def renderer_sample_rule(with_renderer: bool) -> SampleRule:
     from .blender.render_settings import cycles_settings  # plain Python: no bpy behind it
 
     oidn = True
-    # The interpreter first: building it configures the asset libraries this node's tags name.
-    interpreter = build_interpreter(settings, store=store)
     if with_renderer:
         from .blender import compat
         oidn = compat.has_openimagedenoise()
