@@ -46,7 +46,6 @@ TITLE_MAX = 120
 APPEND_PER_MINUTE = 100.0
 APPEND_BURST = 4.0
 APPEND_RESERVE = 2.0
-STEP_WAIT_S = 5.0  # the longest a step change waits for the budget before it goes anyway
 
 
 @dataclass
@@ -235,11 +234,12 @@ class Timelines:
         if not chunks:
             return
         if self.budget is not None:
+            # Never waits (a reply lane must not stall): without a token the change stays
+            # unsent, and the next append, or the stop, carries it.
+            priority = Priority.IMPORTANT if force else Priority.PROGRESS
             try:
-                if force:  # a step change: wait a little for a token, then send anyway
-                    self.budget.acquire(self.append_spec, Priority.IMPORTANT, timeout=STEP_WAIT_S)
-                elif self.budget.try_take(self.append_spec, Priority.PROGRESS) > 0:
-                    return  # no surplus for progress: the next event carries newer progress
+                if self.budget.try_take(self.append_spec, priority) > 0:
+                    return
             except Exception:  # the budget falls back by itself; a bug here must not stop the job
                 log.exception("Slack budget failed; sending the append anyway")
         try:
