@@ -7,7 +7,9 @@ engine counts when the scene accepts it, and a GPU when Cycles lists a non-CPU d
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
+import sys
 from typing import Any
 
 import bpy
@@ -34,9 +36,25 @@ def available_engines() -> tuple[str, ...]:
     return tuple(found)
 
 
+# Driver libraries Cycles' GPU backends load (CUDA/OptiX, HIP, oneAPI's Level Zero).
+_GPU_DRIVER_LIBRARIES = ("cuda", "nvcuda", "amdhip64", "ze_loader")
+
+
+def gpu_drivers_present() -> bool:
+    """Whether any GPU driver library is installed (Metal always is on macOS). Without one,
+    asking Cycles for devices only makes it log a "... initialization failed" warning per
+    backend on stdout, which users of `render` would read as a failure."""
+    if sys.platform == "darwin":
+        return True
+    return any(ctypes.util.find_library(name) for name in _GPU_DRIVER_LIBRARIES)
+
+
 def detect_gpu() -> str:
     """The name of the first GPU Cycles can render on ("" when none). Loading the device
-    list initialises the GPU drivers, so this is done once per node."""
+    list initialises the GPU drivers, so this is done once per node, and only where a driver
+    library is installed."""
+    if not gpu_drivers_present():
+        return ""
     try:
         addon = bpy.context.preferences.addons.get("cycles")
         if addon is None:
