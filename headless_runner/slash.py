@@ -145,10 +145,12 @@ def _report(srv: Any, runtime: Any, ack: Any, job_ids: list[str], *, timed_out: 
         if not msg.get("bot_id"):
             continue
         where = "  thread reply" if msg.get("thread_ts") and msg.get("thread_ts") != msg.get("ts") else "message"
-        print(f"{where}: {msg.get('text', '')}")
         tasks = msg.get("chunks") or []  # a streamed task timeline (agent/timeline.py)
+        if msg.get("text") or not tasks:
+            print(f"{where}: {msg.get('text', '')}")
         if tasks:
-            print("  timeline: " + ", ".join(f"{t.get('title')} ({t.get('status')})" for t in tasks))
+            print(f"{where.replace('message', 'timeline')}{'' if where == 'message' else ' (timeline)'}: "
+                  + ", ".join(f"{t.get('title')} ({t.get('status')})" for t in tasks))
         for f in msg.get("files") or []:
             name = f.get("name") or f.get("title") if isinstance(f, dict) else f
             print(f"  file: {name}")

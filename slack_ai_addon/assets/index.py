@@ -56,20 +56,24 @@ class Library:
 def library_roots(configured: str, blender_libraries: Iterable[tuple[str, str]] = ()) -> list[Library]:
     """The libraries to index: the configured folders (`asset_libraries`, os.pathsep-separated,
     named by their folder) and Blender's own (Preferences > File Paths, with their names).
-    Folders that do not exist are left out with a warning; a folder listed twice counts once."""
+    Folders that do not exist are left out (with a warning for configured ones); a folder
+    listed twice counts once."""
     out: list[Library] = []
     seen_roots: set[Path] = set()
     names: set[str] = set()
-    candidates = [(Path(p).name or p, p) for p in configured.split(os.pathsep) if p.strip()]
-    candidates += [(name, path) for name, path in blender_libraries if path]
-    for name, raw in candidates:
+    candidates = [(Path(p).name or p, p, True) for p in configured.split(os.pathsep) if p.strip()]
+    candidates += [(name, path, False) for name, path in blender_libraries if path]
+    for name, raw, configured_here in candidates:
         try:
             root = Path(raw.strip()).expanduser().resolve()
         except (OSError, RuntimeError):
             log.warning("asset library %r: not a usable path", raw)
             continue
         if not root.is_dir():
-            log.warning("asset library %r: %s is not a folder", name, root)
+            # Blender lists a default "User Library" folder that often does not exist: only a
+            # folder the admin configured is worth a warning.
+            log.log(logging.WARNING if configured_here else logging.DEBUG,
+                    "asset library %r: %s is not a folder", name, root)
             continue
         if root in seen_roots:
             continue

@@ -7,15 +7,14 @@ engine counts when the scene accepts it, and a GPU when Cycles lists a non-CPU d
 
 from __future__ import annotations
 
-import ctypes.util
 import logging
-import sys
 from typing import Any
 
 import bpy
 
 from ..core.jobs import ENGINES, NodeCapabilities, blender_version_number, capability_tags
 from . import compat
+from .render_settings import gpu_drivers_present
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +33,6 @@ def available_engines() -> tuple[str, ...]:
             continue
         found.append(engine)
     return tuple(found)
-
-
-# Driver libraries Cycles' GPU backends load (CUDA/OptiX, HIP, oneAPI's Level Zero).
-_GPU_DRIVER_LIBRARIES = ("cuda", "nvcuda", "amdhip64", "ze_loader")
-
-
-def gpu_drivers_present() -> bool:
-    """Whether any GPU driver library is installed (Metal always is on macOS). Without one,
-    asking Cycles for devices only makes it log a "... initialization failed" warning per
-    backend on stdout, which users of `render` would read as a failure."""
-    if sys.platform == "darwin":
-        return True
-    return any(ctypes.util.find_library(name) for name in _GPU_DRIVER_LIBRARIES)
 
 
 def detect_gpu() -> str:

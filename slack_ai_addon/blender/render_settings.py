@@ -15,8 +15,10 @@ Blender version (compat.py detects features).
 
 from __future__ import annotations
 
+import ctypes.util
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +81,19 @@ def cycles_settings(requested_samples: int, *, oidn: bool, pixels: int = 640 * 4
     return CyclesSettings(samples=samples, denoise=True, prefilter=prefilter)
 
 
+# Driver libraries Cycles' GPU backends load (CUDA/OptiX, HIP, oneAPI's Level Zero).
+_GPU_DRIVER_LIBRARIES = ("cuda", "nvcuda", "amdhip64", "ze_loader")
+
+
+def gpu_drivers_present() -> bool:
+    """Whether any GPU driver library is installed (Metal always is on macOS). Without one,
+    whatever makes Cycles list its devices only logs a "... initialization failed" warning
+    per backend on stdout, which users of `render` would read as a failure."""
+    if sys.platform == "darwin":
+        return True
+    return any(ctypes.util.find_library(name) for name in _GPU_DRIVER_LIBRARIES)
+
+
 def apply_cycles(scene: Any, settings: CyclesSettings) -> None:
     """Set `settings` on a scene whose engine is Cycles (CPU). Attributes a build lacks are skipped."""
     cycles = scene.cycles
@@ -99,8 +114,14 @@ def apply_cycles(scene: Any, settings: CyclesSettings) -> None:
         view_layer_cycles.use_denoising = settings.denoise
     if not settings.denoise:
         return
-    for name, value in (("denoiser", "OPENIMAGEDENOISE"), ("denoising_input_passes", settings.input_passes),
-                        ("denoising_prefilter", settings.prefilter), ("denoising_use_gpu", False)):
+    # Reading or setting `denoiser` makes Cycles list its GPU devices, which logs a "CUEW
+    # initialization failed" warning on stdout where no GPU driver is installed. A new scene's
+    # denoiser already is OpenImageDenoise, and without a GPU driver it is the only one: set
+    # it only where a driver could offer another (OptiX).
+    choices: list[tuple[str, Any]] = [("denoiser", "OPENIMAGEDENOISE")] if gpu_drivers_present() else []
+    choices += [("denoising_input_passes", settings.input_passes), ("denoising_prefilter", settings.prefilter),
+                ("denoising_use_gpu", False)]
+    for name, value in choices:
         if hasattr(cycles, name):
             try:
                 setattr(cycles, name, value)
