@@ -231,7 +231,8 @@ SQLite job store; medians (min-max) of {runs} runs; 2 shared CPU cores, load ave
 {table}
 
 Targets: pipeline within 5% of the raw render; no 429 while a 300-frame animation reports
-progress. The time to first image is mostly the render itself (the default still).
+progress. The first image is the draft (core/draft.py) where the job makes one; the final
+still follows, and its time is mostly the render itself.
 """
     print(text)
     if not args.no_write:
