@@ -47,6 +47,13 @@ def mode_from_text(text: str) -> DraftMode:
     return DraftMode.AUTO
 
 
+def without_mode_words(text: str) -> str:
+    """The request without its draft-mode phrases, for the interpreter: "final only" asks for
+    no draft, not for final (high) quality."""
+    cleaned = _ONLY.sub(" ", _OFF.sub(" ", text))
+    return re.sub(r"\s*,(\s*,)+", ",", re.sub(r"\s{2,}", " ", cleaned)).strip(" ,;:")
+
+
 def mode_of(options: dict[str, object], text: str) -> DraftMode:
     """The job's mode: its explicit option, else its request's words."""
     try:

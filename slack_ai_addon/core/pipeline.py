@@ -25,6 +25,7 @@ from .cost import CostPolicy, CostRefused, describe_fit, fit_to_tier
 from .draft import DraftMode, draft_spec
 from .draft import mode_of as draft_mode_of
 from .draft import plan as draft_plan
+from .draft import without_mode_words as without_draft_mode_words
 from .jobs import (
     Fenced,
     Job,
@@ -339,7 +340,9 @@ class JobPipeline:
             previous: SceneSpec | None = None
             if job.spec is not None:  # a follow-up edit carries the spec it edits
                 previous, _ = parse_scene_spec(job.spec)
-            count, scene_text = split_variations(job.request_text)  # "4 variations of ..." (core/variations.py)
+            # "4 variations of ..." (core/variations.py); "final only"/"quick look" are the draft
+            # mode's words (core/draft.py), not the scene's.
+            count, scene_text = split_variations(without_draft_mode_words(job.request_text))
             if count:
                 job.options = dict(job.options, variations=count)
             try:
