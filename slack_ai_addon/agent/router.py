@@ -54,7 +54,7 @@ _SPECIAL = re.compile(r"<!([A-Za-z]+)(?:\^[^|>]*)?(?:\|([^>]*))?>")  # <!here>, 
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
 # Anything Slack would read as markup once its brackets are live again.
 _CONTROL = re.compile(r"<([!@#][^<>]*|[A-Za-z][A-Za-z0-9+.-]*:[^<>]*)>")
-_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}(?:[0-9a-f]{2})?$")  # 6 hex digits before 2026-12
 # Classifier providers that are not an LLM: for them the offline interpreter decides whether
 # a thread reply asks for a change.
 OFFLINE_CLASSIFIERS = frozenset({"offline", "keywords", ""})
@@ -374,7 +374,7 @@ class AgentRouter:
         if not job_id:
             return "Which job? Use `/blender cancel JOB_ID` (see `/blender jobs`)."
         if not _JOB_ID.match(job_id):
-            return f"`{bk.escape(bk.clip(job_id, 40))}` is not a job id (they look like `20250101-120000-abc123`)."
+            return f"`{bk.escape(bk.clip(job_id, 40))}` is not a job id (they look like `20261206-120000-1a2b3c4d`)."
         job = self.store.get(job_id)
         if job is None:
             return f"No job `{job_id}`."
