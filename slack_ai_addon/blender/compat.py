@@ -9,6 +9,7 @@ OpenImageDenoise) and point releases that rename things keep working.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -126,11 +127,11 @@ def has_openimagedenoise() -> bool:
     `bpy.app.build_options` has no such entry in 5.x. Debian's 3.4 build says False and
     raises "Build without OpenImageDenoiser" when denoising is on.
     """
-    try:
-        import _cycles  # type: ignore[import-not-found]
+    try:  # imported by name: some stub packages know the module, some do not
+        cycles_module = importlib.import_module("_cycles")
     except ImportError:
         return False
-    return bool(getattr(_cycles, "with_openimagedenoise", False))
+    return bool(getattr(cycles_module, "with_openimagedenoise", False))
 
 
 def configure_eevee(scene: Any, samples: int) -> None:
