@@ -27,6 +27,8 @@ HELP_TEXT = """*Blender render agent*: I build and render 3D scenes from a sente
 • `/render a red cube on a checkered floor, rotating`: a still or a turntable animation
 • `/render three glass spheres at sunset, 1280x720, eevee`
 • Reply in the thread of a finished render to change it: _make it blue_, _add two more spheres_
+• `/render 4 variations of a red cube on a checkered floor`: drafts to pick from, then *Final* on the one you like
+• A quick draft comes first on slow renders; add _quick look_ for the draft only, _final only_ for no draft
 • `/analyze I love this new AI system!`: sentiment of a text
 • `/blender status`: this node: Blender version, queue, current job
 • `/blender jobs`: your recent jobs
