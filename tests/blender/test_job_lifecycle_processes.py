@@ -30,6 +30,7 @@ import pytest
 from PIL import Image
 
 from headless_runner.sandbox.slack_server import FakeSlackServer
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = "lease_s = 4\nheartbeat_s = 1\nstop_grace_s = {grace}\n"
@@ -106,13 +107,7 @@ def _start_worker(tmp: Path, env: dict[str, str], name: str) -> subprocess.Popen
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what)
 
 
 def _farm(tmp_path: Path, stop_signal: signal.Signals) -> None:

@@ -26,6 +26,7 @@ from test_agent_harness import Harness, close_harness, make_harness
 
 from slack_ai_addon.core.jobs import Job, JobKind, JobRequirements, JobStatus, NodeCapabilities, NodeInfo
 from slack_ai_addon.storage.db import open_sql_store
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 C = "C0GENERAL"
@@ -143,13 +144,7 @@ def _worker(tmp: Path, name: str, gpu: str) -> subprocess.Popen[str]:
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what)
 
 
 @pytest.mark.blender

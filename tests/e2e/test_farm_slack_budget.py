@@ -33,6 +33,7 @@ from slack_ai_addon.core.jobs import JobStatus
 from slack_ai_addon.core.pipeline import JobPipeline, PipelineDeps
 from slack_ai_addon.runtime import Runtime
 from slack_ai_addon.storage.db import open_sql_store
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -92,13 +93,7 @@ def _env(tmp: Path, srv: FakeSlackServer, name: str, updates_per_minute: float) 
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what)
 
 
 def _is_final(text: str) -> bool:

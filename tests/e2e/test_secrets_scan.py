@@ -44,6 +44,7 @@ from slack_ai_addon.core.config import load_settings
 from slack_ai_addon.runtime import build_runtime
 from tests.fakes.fake_openai import FakeOpenAI, Reply
 from tests.fakes.s3_server import S3Server
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 C = "C0SCAN"
@@ -81,13 +82,7 @@ def _free_port() -> int:
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, every=0.05)
 
 
 def _database_rows(path: Path) -> str:
