@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
 
+from ..httpserve import QuietHandler, bind
 from .dedupe import DedupeStore
 
 log = logging.getLogger(__name__)
@@ -153,13 +152,9 @@ class EventsHttpServer:
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         self.gate = SlackRequestGate(signing_secret, seen)
-        self.server = ThreadingHTTPServer((host, int(port)), _handler_for(self.gate, ack, route, on_request))
-        self.server.daemon_threads = True
-        bound_host, bound_port = self.server.server_address[:2]
-        self.address = f"{bound_host!s}:{bound_port}"
+        self.server, self.thread, self.address = bind(host, int(port), _handler_for(self.gate, ack, route, on_request),
+                                                      "slackai-events-http")
         self.loopback = is_loopback_host(host)
-        # Daemon: serve_forever must not keep a stopping process alive.
-        self.thread = threading.Thread(target=self.server.serve_forever, name="slackai-events-http", daemon=True)
 
     @property
     def url(self) -> str:
@@ -179,8 +174,10 @@ class EventsHttpServer:
 
 
 def _handler_for(gate: SlackRequestGate, ack: Ack, route: Route,
-                 on_request: Callable[[], None] | None) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+                 on_request: Callable[[], None] | None) -> type[QuietHandler]:
+    class Handler(QuietHandler):
+        log_name = "events http"
+
         timeout = READ_TIMEOUT_S
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
@@ -243,13 +240,6 @@ def _handler_for(gate: SlackRequestGate, ack: Ack, route: Route,
             self._send(refused.status, str(refused).encode())
 
         def _send(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-            log.debug("events http: " + format, *args)
+            self.reply(code, body, content_type)
 
     return Handler

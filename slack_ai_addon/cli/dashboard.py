@@ -20,11 +20,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from ..core.jobs import Job, JobKind, JobStatus
+from ..httpserve import QuietHandler, bind
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +133,9 @@ def route(path: str, store_of: Callable[[], Any]) -> Response | None:
     return None
 
 
-def send(handler: BaseHTTPRequestHandler, response: Response) -> None:
+def send(handler: QuietHandler, response: Response) -> None:
     code, ctype, body, extra = response
-    handler.send_response(code)
-    handler.send_header("Content-Type", ctype)
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in {**HEADERS, **extra}.items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(body)
+    handler.reply(code, body, ctype, {**HEADERS, **extra})
 
 
 # ---------------------------------------------------------------------- `headless_runner dashboard`
@@ -150,20 +145,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def serve_dashboard(address: str, store: Any) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
+        log_name = "dashboard http"
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             response = route(self.path, lambda: store)
             if response is None and self.path.split("?", 1)[0] == "/":
                 response = 302, "text/plain", b"", {"Location": "/dashboard"}
             send(self, response or (404, "application/json", b'{"error": "not found: try /dashboard"}', {}))
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-            log.debug("dashboard http: " + format, *args)
-
     host, _, port = address.rpartition(":")
-    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="slackai-dashboard", daemon=True)
+    server, thread, _bound = bind(host, int(port), Handler, "slackai-dashboard")
     thread.start()
     return server, thread
 

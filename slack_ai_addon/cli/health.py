@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -24,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..core.jobs import JobKind, JobStatus
 from ..core.pipeline import EventKind, JobEvent
+from ..httpserve import QuietHandler, bind
 from . import dashboard
 
 log = logging.getLogger(__name__)
@@ -166,12 +166,7 @@ class HealthServer:
         host, _, port = address.rpartition(":")
         self.health = health
         handler = _handler_for(health)
-        self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
-        self.server.daemon_threads = True
-        bound_host, bound_port = self.server.server_address[:2]
-        self.address = f"{bound_host!s}:{bound_port}"
-        # Daemon: a node that exits must not wait for a scraper's open connection.
-        self.thread = threading.Thread(target=self.server.serve_forever, name="slackai-http", daemon=True)
+        self.server, self.thread, self.address = bind(host, int(port), handler, "slackai-http")
 
     def start(self) -> HealthServer:
         self.thread.start()
@@ -183,8 +178,8 @@ class HealthServer:
         self.server.server_close()
 
 
-def _handler_for(health: NodeHealth) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler_for(health: NodeHealth) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             try:
                 if self.path.split("?")[0] == "/health":
@@ -203,14 +198,7 @@ def _handler_for(health: NodeHealth) -> type[BaseHTTPRequestHandler]:
                 self._send(500, "application/json", json.dumps({"error": type(exc).__name__}).encode())
 
         def _send(self, code: int, content_type: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-            log.debug("http: " + format, *args)
+            self.reply(code, body, content_type)
 
     return Handler
 
