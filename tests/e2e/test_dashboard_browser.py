@@ -18,9 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ import pytest
 
 from slack_ai_addon.core.jobs import Job, JobKind, JobStatus, Requester
 from slack_ai_addon.storage.db import open_sql_store
+from tests.waiting import free_port, http_get, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -44,11 +42,7 @@ if not CHROMIUM.exists():
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def _serve(tmp: Path, db: str, node: str, *extra: str) -> subprocess.Popen[str]:
@@ -63,24 +57,11 @@ def _serve(tmp: Path, db: str, node: str, *extra: str) -> subprocess.Popen[str]:
 
 
 def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback only)
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    return http_get(url)
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, every=0.2, ignoring=(OSError,))
 
 
 def test_the_dashboard_shows_nodes_jobs_and_thumbnails_live(tmp_path: Path) -> None:

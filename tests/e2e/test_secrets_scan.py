@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from slack_ai_addon.core.config import load_settings
 from slack_ai_addon.runtime import build_runtime
 from tests.fakes.fake_openai import FakeOpenAI, Reply
 from tests.fakes.s3_server import S3Server
-from tests.waiting import wait_until
+from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 C = "C0SCAN"
@@ -76,9 +75,7 @@ def _find(text: str, secrets: dict[str, str]) -> list[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from slack_ai_addon.core.jobs import Job, JobKind, JobStatus
 from slack_ai_addon.storage.db import open_sql_store
+from tests.waiting import free_port, http_get, wait_until
 
 SCRUB = ("OPENAI_API_KEY", "ABACUS_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "DATABASE_URL", "S3_BUCKET_NAME",
          "SLACK_AI_CONFIG", "SLACK_API_URL", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
@@ -27,30 +27,15 @@ FAKE_SECRETS = {"S3_SECRET_KEY": "fakeS3secretValue123", "S3_ACCESS_KEY": "AKIAF
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback only)
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    return http_get(url)
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (urllib.error.URLError, ConnectionError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, every=0.1, ignoring=(urllib.error.URLError, ConnectionError, OSError))
 
 
 def _serve(tmp: Path, database_url: str, port: int) -> subprocess.Popen[str]:
